@@ -1,0 +1,17 @@
+#include "examples/echo/echo_service.h"
+
+#include <memory>
+
+namespace shardloop::examples {
+
+Task<void> serve_echo(net::Connection conn) {
+  auto buf = std::make_unique<char[]>(kEchoBufferSize);
+  for (;;) {
+    auto n = co_await conn.read(absl::MakeSpan(buf.get(), kEchoBufferSize));
+    if (!n.ok() || *n == 0) break;  // error or peer finished: either way, done
+    if (!(co_await conn.write_all(absl::MakeConstSpan(buf.get(), *n))).ok()) break;
+  }
+  conn.close();
+}
+
+}  // namespace shardloop::examples

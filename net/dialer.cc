@@ -1,0 +1,37 @@
+#include "net/dialer.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace shardloop::net {
+
+Task<absl::StatusOr<Connection>> dial(Address address) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) co_return absl::ErrnoToStatus(errno, "socket");
+  configure_tcp_socket(fd);
+  bool in_progress = false;
+  if (::connect(fd, address.sockaddr_ptr(), address.length()) != 0) {
+    if (errno != EINPROGRESS) {
+      int err = errno;
+      ::close(fd);
+      co_return absl::ErrnoToStatus(err, "connect to " + address.to_string());
+    }
+    in_progress = true;
+  }
+  auto afd = AsyncFd::adopt(fd, AsyncFd::Kind::kSocket);
+  if (!afd.ok()) co_return afd.status();
+  if (in_progress) {
+    // Writability (or an error/hang-up) is how a non-blocking connect reports completion.
+    (*afd)->mark_unwritable();
+    co_await (*afd)->writable();
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err != 0) co_return absl::ErrnoToStatus(err, "connect to " + address.to_string());
+  }
+  co_return Connection(std::move(*afd));
+}
+
+}  // namespace shardloop::net

@@ -1,0 +1,197 @@
+#include "net/server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/log.h"
+#include "runtime/sleep.h"
+
+namespace shardloop::net {
+
+// One worker's listening socket. `closing` and `listener` are owner-only (the shard's worker);
+// the counters are written by the owner and read by stats() from any thread.
+struct Server::Shard {
+  size_t worker = 0;
+  int fd = -1;  // the raw socket until the accept loop adopts it
+  std::shared_ptr<const ConnectionHandler> handler;
+  bool closing = false;
+  AsyncFd* listener = nullptr;  // owned by the accept loop's frame
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> accept_errors{0};
+
+  // A socket never adopted (the runtime stopped first) is closed by the last owner of the shard.
+  ~Shard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+namespace {
+
+// Accepting this many in a row before yielding lets handlers of fresh connections run (and the
+// worker poll) during a connection storm.
+constexpr int kAcceptBatch = 64;
+constexpr auto kMinBackoff = std::chrono::milliseconds(10);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(500);
+
+RateLimiter g_accept_error_log{std::chrono::seconds(1)};
+
+bool is_resource_exhaustion(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+absl::StatusOr<int> open_listener(const Address& address, int backlog) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  int one = 1;
+  auto fail = [fd](const char* what) {
+    int err = errno;
+    ::close(fd);
+    return absl::ErrnoToStatus(err, what);
+  };
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    return fail("setsockopt(SO_REUSEADDR)");
+  }
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    return fail("setsockopt(SO_REUSEPORT)");
+  }
+  if (address.family() == AF_INET6 &&
+      ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+    return fail("setsockopt(IPV6_V6ONLY)");
+  }
+  if (::bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
+    int err = errno;
+    ::close(fd);
+    return absl::ErrnoToStatus(err, absl::StrCat("bind ", address.to_string()));
+  }
+  if (::listen(fd, backlog) != 0) return fail("listen");
+  return fd;
+}
+
+Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
+  if (shard->closing) co_return;  // ~Shard closes the socket
+  // adopt() owns the fd from here on, and closes it itself if registration fails.
+  auto adopted = AsyncFd::adopt(std::exchange(shard->fd, -1), AsyncFd::Kind::kSocket);
+  if (!adopted.ok()) {
+    log(LogLevel::kError, "worker %d: cannot register listener: %s", shard->worker,
+        adopted.status().ToString());
+    co_return;
+  }
+  std::unique_ptr<AsyncFd> listener = std::move(*adopted);
+  shard->listener = listener.get();
+  auto backoff = std::chrono::milliseconds(0);
+  int batch = 0;
+
+  while (!shard->closing) {
+    int fd = ::accept4(listener->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      backoff = std::chrono::milliseconds(0);
+      configure_tcp_socket(fd);
+      auto conn = AsyncFd::adopt(fd, AsyncFd::Kind::kSocket);
+      if (conn.ok()) {
+        shard->accepted.fetch_add(1, std::memory_order_relaxed);
+        spawn((*shard->handler)(Connection(std::move(*conn))));
+      }
+      if (++batch == kAcceptBatch) {
+        batch = 0;
+        co_await yield_now();
+      }
+      continue;
+    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      batch = 0;
+      listener->mark_unreadable();
+      co_await listener->readable();
+    } else if (is_resource_exhaustion(err)) {
+      shard->accept_errors.fetch_add(1, std::memory_order_relaxed);
+      backoff = std::min(kMaxBackoff, std::max(kMinBackoff, backoff * 2));
+      uint64_t suppressed = 0;
+      if (g_accept_error_log.allow(&suppressed)) {
+        log(LogLevel::kWarning,
+            "worker %d: accept: %s; pausing accepts for %d ms (%d similar messages suppressed)",
+            shard->worker, std::strerror(err), backoff.count(), suppressed);
+      }
+      co_await sleep_for(backoff);
+    } else if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) {
+      continue;  // that one connection failed; the listener is fine
+    } else {
+      if (!shard->closing) {
+        log(LogLevel::kError, "worker %d: accept failed: %s; listener stopped", shard->worker,
+            std::strerror(err));
+      }
+      break;
+    }
+  }
+  shard->listener = nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const Address& address,
+                                                       ConnectionHandler handler,
+                                                       ServerOptions options) {
+  if (!runtime.running()) return absl::FailedPreconditionError("Server::listen: runtime not started");
+  auto shared_handler = std::make_shared<const ConnectionHandler>(std::move(handler));
+  std::unique_ptr<Server> server(new Server(runtime, address));
+  // Bind every socket before starting any accept loop, so a bind failure leaves nothing running.
+  Address bound = address;
+  for (size_t w = 0; w < runtime.size(); ++w) {
+    auto fd = open_listener(bound, options.backlog);
+    if (!fd.ok()) {
+      return fd.status();  // the shards made so far close their sockets
+    }
+    if (w == 0 && bound.port() == 0) {
+      // Port 0: the first socket picks the port and every other shard joins it.
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(ss);
+      ::getsockname(*fd, reinterpret_cast<sockaddr*>(&ss), &len);
+      bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    }
+    auto shard = std::make_shared<Shard>();
+    shard->worker = w;
+    shard->fd = *fd;
+    shard->handler = shared_handler;
+    server->shards_.push_back(std::move(shard));
+  }
+  server->address_ = bound;
+  for (auto& shard : server->shards_) {
+    runtime.spawn_on(shard->worker, [shard] { return accept_loop(shard); });
+  }
+  Server* raw = server.get();
+  server->drain_hook_ = runtime.add_drain_hook([raw] { raw->close(); });
+  return server;
+}
+
+Server::~Server() {
+  runtime_.remove_drain_hook(drain_hook_);
+  close();
+}
+
+void Server::close() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  if (!runtime_.running()) return;  // the workers' teardown closed (or will close) the sockets
+  for (auto& shard : shards_) {
+    runtime_.post_to(shard->worker, [shard] {
+      shard->closing = true;
+      // Closing wakes the accept loop (its readiness waiter is cancelled) and it exits.
+      if (shard->listener != nullptr) shard->listener->close();
+    });
+  }
+}
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  for (const auto& shard : shards_) {
+    s.accepted.push_back(shard->accepted.load(std::memory_order_relaxed));
+    s.accept_errors += shard->accept_errors.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+}  // namespace shardloop::net

@@ -1,0 +1,75 @@
+// Server: a TCP listener sharded across a Runtime's workers with SO_REUSEPORT.
+//
+//   auto server = Server::listen(rt, *Address::parse("127.0.0.1:0"),
+//       [](Connection c) -> Task<void> { ... });
+//
+// Every worker gets its own listening socket bound to the same address; the kernel spreads new
+// connections across them (hash of the 4-tuple) and each connection stays on the worker whose
+// socket accepted it, for its whole life. A handler coroutine is spawned per connection on that
+// worker.
+//
+// Accept errors: EMFILE/ENFILE/ENOBUFS/ENOMEM pause that worker's accepting with exponential
+// backoff (10 ms doubling to 500 ms) and one log line per second, never a busy loop; transient
+// per-connection errors (ECONNABORTED, EPROTO, EPERM) are skipped.
+//
+// Thread-safety: listen(), close(), stats() and the destructor from any thread that is not a
+// worker. The handler is called concurrently on every worker, so it must be safe to call so.
+// Destroy the Server before its Runtime.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "net/address.h"
+#include "net/connection.h"
+#include "runtime/runtime.h"
+#include "runtime/task.h"
+
+namespace shardloop::net {
+
+using ConnectionHandler = std::function<Task<void>(Connection)>;
+
+struct ServerOptions {
+  // The kernel caps this at net.core.somaxconn.
+  int backlog = 4096;
+};
+
+struct ServerStats {
+  std::vector<uint64_t> accepted;  // per worker
+  uint64_t accept_errors = 0;      // resource-exhaustion pauses, all workers
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> listen(Runtime& runtime, const Address& address,
+                                                        ConnectionHandler handler,
+                                                        ServerOptions options = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  const Address& address() const { return address_; }
+  uint16_t port() const { return address_.port(); }
+
+  // Stops accepting on every worker; connections already accepted are unaffected. Asynchronous:
+  // each worker closes its socket in its next loop iteration. Idempotent.
+  void close();
+  ServerStats stats() const;
+
+  struct Shard;
+
+ private:
+  Server(Runtime& runtime, Address address) : runtime_(runtime), address_(address) {}
+
+  Runtime& runtime_;
+  Address address_;
+  std::vector<std::shared_ptr<Shard>> shards_;
+  uint64_t drain_hook_ = 0;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace shardloop::net

@@ -1,0 +1,135 @@
+#include "runtime/epoll_poller.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "absl/strings/str_format.h"
+#include "runtime/token.h"
+
+namespace shardloop {
+namespace {
+
+absl::Status errno_status(int err, absl::string_view what) {
+  return absl::ErrnoToStatus(err, what);
+}
+
+uint32_t to_epoll(uint32_t interest) {
+  uint32_t ev = EPOLLET | EPOLLRDHUP;
+  if (interest & io_events::kReadable) ev |= EPOLLIN;
+  if (interest & io_events::kWritable) ev |= EPOLLOUT;
+  return ev;
+}
+
+uint32_t from_epoll(uint32_t ev) {
+  uint32_t out = 0;
+  if (ev & EPOLLIN) out |= io_events::kReadable;
+  if (ev & EPOLLOUT) out |= io_events::kWritable;
+  if (ev & (EPOLLRDHUP | EPOLLHUP)) out |= io_events::kHangup;
+  if (ev & EPOLLERR) out |= io_events::kError;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EpollPoller>> EpollPoller::create() {
+  int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return errno_status(errno, "epoll_create1");
+  int wakefd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd < 0) {
+    int err = errno;
+    ::close(epfd);
+    return errno_status(err, "eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: a wakeup stays visible until wait() drains it
+  ev.data.u64 = kWakeupToken;
+  if (::epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0) {
+    int err = errno;
+    ::close(wakefd);
+    ::close(epfd);
+    return errno_status(err, "epoll_ctl(ADD wakeup eventfd)");
+  }
+  return std::unique_ptr<EpollPoller>(new EpollPoller(epfd, wakefd));
+}
+
+EpollPoller::EpollPoller(int epfd, int wakefd) : epfd_(epfd), wakefd_(wakefd) {}
+
+EpollPoller::~EpollPoller() {
+  ::close(wakefd_);
+  ::close(epfd_);
+}
+
+absl::Status EpollPoller::control(int op, int fd, uint64_t token, uint32_t interest) {
+  epoll_event ev{};
+  ev.events = to_epoll(interest);
+  ev.data.u64 = token;
+  if (::epoll_ctl(epfd_, op, fd, &ev) != 0) {
+    return errno_status(errno, absl::StrFormat("epoll_ctl(op %d, fd %d)", op, fd));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EpollPoller::add(int fd, uint64_t token, uint32_t interest) {
+  return control(EPOLL_CTL_ADD, fd, token, interest);
+}
+
+absl::Status EpollPoller::modify(int fd, uint64_t token, uint32_t interest) {
+  return control(EPOLL_CTL_MOD, fd, token, interest);
+}
+
+absl::Status EpollPoller::remove(int fd) {
+  if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) != 0) {
+    return errno_status(errno, absl::StrFormat("epoll_ctl(DEL, fd %d)", fd));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> EpollPoller::wait(absl::Span<PollEvent> out, int64_t timeout_ns) {
+  if (out.empty()) return absl::InvalidArgumentError("Poller::wait needs room for one event");
+  if (buffer_.size() < out.size()) buffer_.resize(out.size());
+  ++counters_.wait_calls;
+
+  int n;
+  if (timeout_ns < 0) {
+    n = ::epoll_wait(epfd_, buffer_.data(), static_cast<int>(out.size()), -1);
+  } else {
+    // epoll_pwait2 takes a timespec, so timers are not rounded up to whole milliseconds.
+    timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
+                static_cast<long>(timeout_ns % 1'000'000'000)};
+    n = ::epoll_pwait2(epfd_, buffer_.data(), static_cast<int>(out.size()), &ts, nullptr);
+    if (n < 0 && errno == ENOSYS) {  // kernels before 5.11
+      int ms = static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+      n = ::epoll_wait(epfd_, buffer_.data(), static_cast<int>(out.size()), ms);
+    }
+  }
+  if (n < 0) {
+    if (errno == EINTR) return 0;
+    return errno_status(errno, "epoll_wait");
+  }
+
+  size_t written = 0;
+  for (int i = 0; i < n; ++i) {
+    const epoll_event& ev = buffer_[i];
+    if (ev.data.u64 == kWakeupToken) {
+      uint64_t value;
+      // Drain the counter so the level-triggered registration goes quiet again.
+      [[maybe_unused]] ssize_t r = ::read(wakefd_, &value, sizeof(value));
+      ++counters_.wakeups_received;
+      continue;
+    }
+    out[written++] = PollEvent{ev.data.u64, from_epoll(ev.events)};
+  }
+  return written;
+}
+
+void EpollPoller::wake() {
+  uint64_t one = 1;
+  // EAGAIN means the counter is saturated, which still wakes the poller: nothing to do.
+  [[maybe_unused]] ssize_t r = ::write(wakefd_, &one, sizeof(one));
+}
+
+}  // namespace shardloop

@@ -1,0 +1,116 @@
+#include "runtime/runtime.h"
+
+#include <sched.h>
+
+#include <chrono>
+#include <thread>
+
+#include "runtime/log.h"
+
+namespace shardloop {
+
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    }
+  }
+  if (cpus.empty()) {
+    unsigned n = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned c = 0; c < n; ++c) cpus.push_back(static_cast<int>(c));
+  }
+  return cpus;
+}
+
+Runtime::Runtime(RuntimeOptions options) : options_(options) {}
+
+Runtime::~Runtime() { stop(); }
+
+absl::Status Runtime::start() {
+  State expected = State::kNew;
+  if (state_.load(std::memory_order_acquire) != expected) {
+    return absl::FailedPreconditionError("a Runtime can be started only once");
+  }
+  std::vector<int> cpus = allowed_cpus();
+  size_t n = options_.workers != 0 ? options_.workers : cpus.size();
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (size_t i = 0; i < n; ++i) {
+    auto poller = make_poller(options_.backend);
+    if (!poller.ok()) {
+      return absl::Status(poller.status().code(),
+                          absl::StrCat("worker ", i, ": ", poller.status().message()));
+    }
+    int cpu = options_.pin_cpus ? cpus[i % cpus.size()] : -1;
+    workers.push_back(std::unique_ptr<Worker>(new Worker(*this, i, std::move(*poller), cpu)));
+  }
+  workers_ = std::move(workers);
+  {
+    MutexLock lock(&loops_mu_);
+    loops_running_ = n;
+  }
+  state_.store(State::kRunning, std::memory_order_release);
+  for (auto& w : workers_) w->thread_ = std::thread([worker = w.get()] { worker->thread_main(); });
+  return absl::OkStatus();
+}
+
+void Runtime::stop() {
+  State expected = State::kRunning;
+  if (!state_.compare_exchange_strong(expected, State::kStopped, std::memory_order_acq_rel)) {
+    return;
+  }
+  for (auto& w : workers_) w->request_stop();
+  for (auto& w : workers_) {
+    if (w->thread_.joinable()) w->thread_.join();
+  }
+}
+
+void Runtime::wait_all_loops_exited() {
+  MutexLock lock(&loops_mu_);
+  if (--loops_running_ == 0) {
+    loops_cv_.notify_all();
+    return;
+  }
+  loops_cv_.wait(loops_mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return loops_running_ == 0; });
+}
+
+DrainReport Runtime::drain(absl::Duration deadline) {
+  DrainReport report;
+  const absl::Time start = absl::Now();
+  report.tasks_at_start = live_tasks();
+  {
+    MutexLock lock(&hooks_mu_);
+    for (auto& [id, hook] : hooks_) hook();
+  }
+  // Polling with a short sleep: drain is rare and its waiter is a controlling thread, so a
+  // millisecond of latency is cheaper than a notification on every task exit.
+  while (live_tasks() > 0 && absl::Now() - start < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  report.tasks_cancelled = live_tasks();
+  report.deadline_hit = report.tasks_cancelled > 0;
+  stop();
+  report.elapsed = absl::Now() - start;
+  return report;
+}
+
+void Runtime::spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task) {
+  Worker* worker = workers_[w].get();
+  worker->post([worker, make = std::move(make_task)]() mutable { worker->spawn(make()); });
+}
+
+uint64_t Runtime::add_drain_hook(absl::AnyInvocable<void()> hook) {
+  MutexLock lock(&hooks_mu_);
+  uint64_t id = next_hook_id_++;
+  hooks_.emplace(id, std::move(hook));
+  return id;
+}
+
+void Runtime::remove_drain_hook(uint64_t id) {
+  MutexLock lock(&hooks_mu_);
+  hooks_.erase(id);
+}
+
+}  // namespace shardloop

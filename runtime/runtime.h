@@ -1,0 +1,137 @@
+// Runtime: owns N workers, starts and stops them, and drains them gracefully.
+//
+//   Runtime rt({.workers = 4});
+//   rt.start();
+//   rt.spawn_on(0, [] -> Task<void> { co_await sleep_for(10ms); });
+//   rt.drain(absl::Seconds(5));   // or rt.stop()
+//
+// A Runtime runs once: start() after stop() is an error. Destroying a running Runtime stops it.
+//
+// Thread-safety: start(), stop() and drain() from one controlling thread that is not a worker;
+// spawn_on(), post_to(), call_on(), add_drain_hook() and the accessors from any thread
+// (call_on() blocks, so never from a worker).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "runtime/mutex.h"
+#include "runtime/poller.h"
+#include "runtime/task.h"
+#include "runtime/worker.h"
+
+namespace shardloop {
+
+struct RuntimeOptions {
+  // 0: one worker per CPU this process may run on (sched_getaffinity).
+  size_t workers = 0;
+  // Pin worker i to the i-th allowed CPU (modulo their count).
+  bool pin_cpus = false;
+  Backend backend = Backend::kAuto;
+};
+
+struct DrainReport {
+  size_t tasks_at_start = 0;   // root tasks alive when drain began
+  size_t tasks_cancelled = 0;  // still alive at the deadline, destroyed by the stop
+  bool deadline_hit = false;
+  absl::Duration elapsed;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Creates the pollers and starts the worker threads. Fails (and starts nothing) when a
+  // poller cannot be created, e.g. the requested backend is refused by the kernel.
+  absl::Status start();
+  // Stops every worker now: loops exit, suspended tasks are destroyed on their worker, threads
+  // are joined. Idempotent.
+  void stop();
+  // Graceful stop: runs the drain hooks (listeners stop accepting), waits for every root task to
+  // finish or `deadline` to pass, then stop()s.
+  DrainReport drain(absl::Duration deadline);
+
+  bool running() const { return state_.load(std::memory_order_acquire) == State::kRunning; }
+  size_t size() const { return workers_.size(); }
+  Worker& worker(size_t i) { return *workers_[i]; }
+  const RuntimeOptions& options() const { return options_; }
+  // Root tasks alive across all workers.
+  size_t live_tasks() const { return static_cast<size_t>(live_tasks_.load(std::memory_order_acquire)); }
+
+  static Worker* current_worker() { return Worker::current(); }
+
+  // Runs `fn` on worker `w` (any thread, non-blocking).
+  void post_to(size_t w, absl::AnyInvocable<void()> fn) { workers_[w]->post(std::move(fn)); }
+
+  // Starts the task that `make_task()` returns as a root on worker `w`. The factory runs on that
+  // worker, so the coroutine frame is created by its owner.
+  void spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task);
+
+  // Runs `fn` on worker `w` and blocks until it returns; for threads that are not workers.
+  template <typename F>
+  auto call_on(size_t w, F fn) -> std::invoke_result_t<F&> {
+    using R = std::invoke_result_t<F&>;
+    std::promise<R> done;
+    auto result = done.get_future();
+    post_to(w, [&fn, &done] {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        done.set_value();
+      } else {
+        done.set_value(fn());
+      }
+    });
+    return result.get();
+  }
+
+  // Hooks run by drain() on the draining thread, before it waits for tasks (listeners use this
+  // to stop accepting). A hook must not block on workers.
+  uint64_t add_drain_hook(absl::AnyInvocable<void()> hook);
+  void remove_drain_hook(uint64_t id);
+
+ private:
+  friend class Worker;
+  friend struct internal::RootPromise;
+  enum class State { kNew, kRunning, kStopped };
+
+  void task_started() { live_tasks_.fetch_add(1, std::memory_order_relaxed); }
+  // Release pairs with the acquire in live_tasks(): drain() then sees the task's effects.
+  void task_finished() { live_tasks_.fetch_sub(1, std::memory_order_release); }
+  // Called by each worker after its loop exits; returns once every worker's loop has exited,
+  // so teardown never races with a worker still running messages that point into another's tasks.
+  void wait_all_loops_exited();
+
+  RuntimeOptions options_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<State> state_{State::kNew};
+  std::atomic<int64_t> live_tasks_{0};
+
+  Mutex loops_mu_;
+  std::condition_variable_any loops_cv_;
+  size_t loops_running_ ABSL_GUARDED_BY(loops_mu_) = 0;
+
+  Mutex hooks_mu_;
+  uint64_t next_hook_id_ ABSL_GUARDED_BY(hooks_mu_) = 1;
+  absl::flat_hash_map<uint64_t, absl::AnyInvocable<void()>> hooks_ ABSL_GUARDED_BY(hooks_mu_);
+};
+
+// CPUs this process may run on, in ascending order.
+std::vector<int> allowed_cpus();
+
+// Starts `task` as a root on the current worker. Must be called on a worker.
+void spawn(Task<void> task);
+
+}  // namespace shardloop

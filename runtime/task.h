@@ -1,0 +1,129 @@
+// Task<T>: a lazily started coroutine that produces a T.
+//
+// A Task does nothing until it is awaited (co_await task) or handed to spawn(). When it
+// finishes it resumes its awaiter by symmetric transfer, so chains of awaits use no stack.
+// Exceptions thrown inside propagate to the awaiter. Destroying a Task that never ran, or that
+// is suspended, destroys its frame (and, recursively, the frames it is awaiting).
+//
+// Thread-safety: a Task is owned by one worker; it is created, awaited and destroyed there.
+// Awaitables in this library (sleep_for, I/O, submit_to) always resume the coroutine on the
+// worker it suspended on.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <utility>
+
+namespace shardloop {
+
+template <typename T = void>
+class Task;
+
+namespace internal {
+
+struct TaskPromiseBase {
+  std::coroutine_handle<> continuation = std::noop_coroutine();
+  std::exception_ptr exception;
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+      return h.promise().continuation;
+    }
+    void await_resume() noexcept {}
+  };
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
+};
+
+template <typename T>
+struct TaskPromise : TaskPromiseBase {
+  std::optional<T> value;
+  Task<T> get_return_object() noexcept;
+  template <typename U>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+  T take() {
+    if (exception) std::rethrow_exception(exception);
+    return std::move(*value);
+  }
+};
+
+template <>
+struct TaskPromise<void> : TaskPromiseBase {
+  Task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() {
+    if (exception) std::rethrow_exception(exception);
+  }
+};
+
+}  // namespace internal
+
+template <typename T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = internal::TaskPromise<T>;
+  using Handle = std::coroutine_handle<promise_type>;
+
+  Task() = default;
+  explicit Task(Handle h) : h_(h) {}
+  Task(Task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(other.h_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() {
+    if (h_) h_.destroy();
+  }
+
+  bool valid() const { return static_cast<bool>(h_); }
+
+  auto operator co_await() && noexcept {
+    struct Awaiter {
+      Handle h;
+      bool await_ready() noexcept { return h.done(); }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+        h.promise().continuation = awaiter;
+        return h;
+      }
+      T await_resume() { return h.promise().take(); }
+    };
+    return Awaiter{h_};
+  }
+
+  // Gives up ownership of the frame (spawn() uses this).
+  Handle release() { return std::exchange(h_, {}); }
+
+ private:
+  Handle h_;
+};
+
+namespace internal {
+template <typename T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+}
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+}
+}  // namespace internal
+
+template <typename T>
+struct is_task : std::false_type {};
+template <typename T>
+struct is_task<Task<T>> : std::true_type {
+  using value_type = T;
+};
+
+}  // namespace shardloop

@@ -1,0 +1,260 @@
+#include "runtime/worker.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cassert>
+
+#include "runtime/log.h"
+#include "runtime/runtime.h"
+
+namespace shardloop {
+namespace {
+
+thread_local Worker* t_current_worker = nullptr;
+
+// Events fetched per poll. Large enough that a storm of ready sockets is drained in a few
+// calls, small enough that one poll's dispatch does not delay the run queue for long.
+constexpr size_t kEventsPerPoll = 256;
+
+}  // namespace
+
+Worker* Worker::current() { return t_current_worker; }
+
+Worker::Worker(Runtime& runtime, size_t index, std::unique_ptr<Poller> poller, int cpu)
+    : runtime_(runtime), index_(index), cpu_(cpu), poller_(std::move(poller)),
+      events_(kEventsPerPoll) {}
+
+Worker::~Worker() {
+  // Joined by Runtime::stop(); messages that arrived after the loop exited are dropped here.
+  inbox_batch_.clear();
+  inbox_.take_all(inbox_batch_);
+  inbox_batch_.clear();
+}
+
+void Worker::assert_owner() const {
+  assert(t_current_worker == this && "called from a thread that does not own this worker");
+}
+
+void Worker::thread_main() {
+  t_current_worker = this;
+  if (cpu_ >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu_, &set);
+    if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
+      log(LogLevel::kWarning, "worker %d: cannot pin to CPU %d (error %d); running unpinned",
+          index_, cpu_, err);
+    }
+  }
+  run_loop();
+  runtime_.wait_all_loops_exited();
+  teardown();
+  t_current_worker = nullptr;
+}
+
+// The run loop. Phase order, and why:
+//  1. run ready jobs first: they are work already known, and running them is what produces
+//     the writes and new interest the poll phase will see;
+//  2. take inbox messages: cross-worker work joins the local queue for the next iteration;
+//  3. poll: non-blocking while work remains, otherwise block until the next timer (the park);
+//  4. fire timers after the poll, since a blocking poll sleeps exactly until the earliest one.
+void Worker::run_loop() {
+  while (!stop_requested_.load(std::memory_order_acquire)) {
+    counters_.loop_iterations.bump();
+    run_ready();
+    take_inbox();
+    poll(poll_timeout_ns());
+    counters_.timers_fired.bump(timers_.fire_due(Clock::now()));
+  }
+}
+
+void Worker::run_ready() {
+  // Only the jobs queued before this phase began: a job that re-queues itself (yield) runs again
+  // after the next poll, so it cannot starve I/O.
+  size_t n = ready_.size();
+  for (size_t i = 0; i < n; ++i) ready_.pop()();
+  counters_.tasks_run.bump(n);
+}
+
+void Worker::take_inbox() {
+  if (!inbox_.maybe_nonempty()) return;
+  inbox_.take_all(inbox_batch_);
+  counters_.inbox_messages.bump(inbox_batch_.size());
+  for (auto& message : inbox_batch_) ready_.push(std::move(message));
+  inbox_batch_.clear();
+}
+
+int64_t Worker::poll_timeout_ns() {
+  if (!ready_.empty()) return 0;
+  std::optional<TimePoint> next = timers_.next_deadline();
+  if (!next) return -1;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()).count();
+  return ns > 0 ? ns : 0;
+}
+
+void Worker::poll(int64_t timeout_ns) {
+  if (timeout_ns != 0) {
+    // Park handshake (see inbox.h): announce we may block, then re-check for messages and stop
+    // requests that raced with the announcement. A producer that pushed before our store sees
+    // either the flag (and writes the eventfd) or we see its message here.
+    parked_.store(true, std::memory_order_seq_cst);
+    if (inbox_.maybe_nonempty() || stop_requested_.load(std::memory_order_seq_cst)) {
+      timeout_ns = 0;
+    } else {
+      counters_.parks.bump();
+    }
+  }
+  counters_.polls.bump();
+  auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
+  // Relaxed: a producer that still sees `true` only writes one spare wakeup.
+  parked_.store(false, std::memory_order_relaxed);
+  if (!n.ok()) {
+    log(LogLevel::kError, "worker %d: poll failed: %s", index_, n.status().ToString());
+    return;
+  }
+  for (size_t i = 0; i < *n; ++i) {
+    // Looked up per event, not before the loop: a handler earlier in this batch may have
+    // deregistered (or closed and reused) the fd of a later event.
+    IoHandle* handle = registry_.find(events_[i].token);
+    if (handle == nullptr) {
+      counters_.stale_events.bump();
+      continue;
+    }
+    counters_.events.bump();
+    handle->on_io(events_[i].events);
+  }
+}
+
+void Worker::schedule(std::coroutine_handle<> h) {
+  assert_owner();
+  ready_.push([h] { h.resume(); });
+}
+
+void Worker::defer(absl::AnyInvocable<void()> fn) {
+  assert_owner();
+  ready_.push(std::move(fn));
+}
+
+void Worker::spawn(Task<void> task) {
+  assert_owner();
+  auto root = internal::make_root(std::move(task));
+  root.handle.promise().worker = this;
+  roots_.link(&root.handle.promise());
+  counters_.live_tasks.set(roots_.size());
+  runtime_.task_started();
+  schedule(root.handle);
+}
+
+absl::StatusOr<Token> Worker::register_fd(int fd, IoHandle* handle, uint32_t interest) {
+  assert_owner();
+  Token token = registry_.add(handle);
+  if (absl::Status s = poller_->add(fd, token.encode(), interest); !s.ok()) {
+    registry_.release(token);
+    return s;
+  }
+  return token;
+}
+
+void Worker::deregister_fd(int fd, Token token) {
+  assert_owner();
+  registry_.release(token);
+  if (absl::Status s = poller_->remove(fd); !s.ok()) {
+    log(LogLevel::kWarning, "worker %d: %s", index_, s.ToString());
+  }
+}
+
+TimerId Worker::add_timer(TimePoint deadline, TimerQueue::Callback callback) {
+  assert_owner();
+  return timers_.add(deadline, std::move(callback));
+}
+
+bool Worker::cancel_timer(TimerId id) {
+  assert_owner();
+  return timers_.cancel(id);
+}
+
+void Worker::post(Inbox::Message fn) {
+  inbox_.push(std::move(fn));
+  // Write the eventfd only if the worker is parked, and only once per park: whoever flips
+  // `parked_` from true to false owns the wakeup.
+  if (parked_.load(std::memory_order_seq_cst) && parked_.exchange(false, std::memory_order_seq_cst)) {
+    counters_.wakeups_sent.fetch_add(1, std::memory_order_relaxed);
+    poller_->wake();
+  }
+}
+
+void Worker::request_stop() {
+  stop_requested_.store(true, std::memory_order_seq_cst);
+  // Always wake on stop: a spare wakeup costs nothing here and a missed one would hang join().
+  poller_->wake();
+}
+
+void Worker::teardown() {
+  // Destroying suspended roots runs their destructors (closing fds, cancelling timers) here, on
+  // the owner, while the poller and registry still exist.
+  roots_.destroy_all();
+  counters_.live_tasks.set(0);
+  ready_.clear();
+  timers_.clear();
+}
+
+// --- root tasks --------------------------------------------------------------------------------
+
+namespace internal {
+
+RootCoroutine make_root(Task<void> task) { co_await std::move(task); }
+
+void RootList::link(RootPromise* p) {
+  p->prev = nullptr;
+  p->next = head_;
+  if (head_ != nullptr) head_->prev = p;
+  head_ = p;
+  ++size_;
+}
+
+void RootList::unlink(RootPromise* p) {
+  if (p->prev != nullptr) p->prev->next = p->next;
+  else head_ = p->next;
+  if (p->next != nullptr) p->next->prev = p->prev;
+  p->prev = p->next = nullptr;
+  --size_;
+}
+
+void RootList::destroy_all() {
+  while (head_ != nullptr) {
+    auto* promise = static_cast<RootCoroutine::promise_type*>(head_);
+    // destroy() runs ~RootPromise, which unlinks it.
+    std::coroutine_handle<RootCoroutine::promise_type>::from_promise(*promise).destroy();
+  }
+}
+
+void RootPromise::unhandled_exception() noexcept {
+  worker->counters_.uncaught_exceptions.bump();
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    log(LogLevel::kError, "worker %d: task ended with an uncaught exception: %s",
+        worker->index(), e.what());
+  } catch (...) {
+    log(LogLevel::kError, "worker %d: task ended with an uncaught non-standard exception",
+        worker->index());
+  }
+}
+
+RootPromise::~RootPromise() {
+  if (worker == nullptr) return;
+  worker->roots_.unlink(this);
+  worker->counters_.live_tasks.set(worker->roots_.size());
+  worker->runtime_.task_finished();
+}
+
+}  // namespace internal
+
+void spawn(Task<void> task) {
+  Worker* w = Worker::current();
+  assert(w != nullptr && "spawn() outside a worker; use Runtime::spawn_on()");
+  w->spawn(std::move(task));
+}
+
+}  // namespace shardloop

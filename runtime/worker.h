@@ -1,0 +1,115 @@
+// Worker: one thread, one Poller, one run queue, one timer queue, one inbox.
+//
+// The loop (worker.cc, Worker::run_loop) is:
+//
+//   run ready jobs -> take inbox messages -> poll (0 timeout if work remains) -> fire timers
+//
+// Everything a worker owns (its fds, timers, coroutines) is touched only by its thread. Other
+// threads reach it only through post(), which queues a message in the inbox and writes the
+// poller's wakeup fd only when the worker is parked (about to block, or blocked, in the poller).
+//
+// Thread-safety: methods marked "owner only" must be called on this worker's thread (checked
+// by assert_owner() in debug builds); post(), stats(), index() and runtime() from any thread.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "runtime/fd_registry.h"
+#include "runtime/inbox.h"
+#include "runtime/poller.h"
+#include "runtime/root_task.h"
+#include "runtime/run_queue.h"
+#include "runtime/task.h"
+#include "runtime/timer_queue.h"
+#include "runtime/worker_stats.h"
+
+namespace shardloop {
+
+class Runtime;
+
+class Worker {
+ public:
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // The worker running on this thread, or nullptr on a thread that is not a worker.
+  static Worker* current();
+
+  size_t index() const { return index_; }
+  Runtime& runtime() const { return runtime_; }
+  Backend backend() const { return poller_->backend(); }
+  // CPU this worker is pinned to, or -1.
+  int cpu() const { return cpu_; }
+  bool is_current() const { return current() == this; }
+
+  // --- owner only ---------------------------------------------------------------------------
+  // Queues a coroutine to be resumed in this worker's next run phase.
+  void schedule(std::coroutine_handle<> h);
+  // Queues a callback to run in this worker's next run phase.
+  void defer(absl::AnyInvocable<void()> fn);
+  // Starts `task` as a detached root on this worker (it first runs in the next run phase).
+  void spawn(Task<void> task);
+
+  absl::StatusOr<Token> register_fd(int fd, IoHandle* handle, uint32_t interest);
+  // Stops delivering events for `fd`; events already fetched for it are dropped.
+  void deregister_fd(int fd, Token token);
+  size_t registered_fds() const { return registry_.live(); }
+
+  TimerId add_timer(TimePoint deadline, TimerQueue::Callback callback);
+  bool cancel_timer(TimerId id);
+
+  void assert_owner() const;
+
+  // --- any thread ---------------------------------------------------------------------------
+  // Runs `fn` on this worker. Messages posted after the worker stopped are destroyed unrun.
+  void post(Inbox::Message fn);
+  WorkerStats stats() const { return counters_.snapshot(); }
+
+ private:
+  friend class Runtime;
+  friend struct internal::RootPromise;
+
+  Worker(Runtime& runtime, size_t index, std::unique_ptr<Poller> poller, int cpu);
+
+  void thread_main();
+  void run_loop();
+  void run_ready();
+  void take_inbox();
+  int64_t poll_timeout_ns();
+  void poll(int64_t timeout_ns);
+  void teardown();
+  void request_stop();  // any thread
+
+  Runtime& runtime_;
+  const size_t index_;
+  const int cpu_;
+  std::unique_ptr<Poller> poller_;
+  std::thread thread_;
+
+  // Owner-only state.
+  RunQueue ready_;
+  TimerQueue timers_;
+  FdRegistry registry_;
+  internal::RootList roots_;
+  std::vector<PollEvent> events_;
+  std::vector<Inbox::Message> inbox_batch_;
+
+  // Shared with other threads.
+  Inbox inbox_;
+  // True while the worker is about to block, or blocked, in the poller. seq_cst: see inbox.h.
+  std::atomic<bool> parked_{false};
+  // Release by request_stop(), acquire by the loop; also read seq_cst in the park handshake.
+  std::atomic<bool> stop_requested_{false};
+  WorkerCounters counters_;
+};
+
+}  // namespace shardloop

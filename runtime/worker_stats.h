@@ -1,0 +1,62 @@
+// Per-worker counters.
+//
+// Thread-safety: each counter has one writer (the owner worker, except `wakeups_sent`, which
+// any posting thread increments) and any number of readers. Single-writer counters are updated
+// with a relaxed load+store instead of an atomic read-modify-write (no lock prefix on the hot
+// path); readers get a relaxed snapshot, which may be mid-update across fields but never torn.
+// The struct is cache-line aligned so that the owner's hot writes do not share a line with the
+// fields around it in Worker, which other threads read and write (inbox, parked flag).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace shardloop {
+
+struct WorkerStats {
+  uint64_t tasks_run = 0;         // jobs executed from the run queue
+  uint64_t loop_iterations = 0;
+  uint64_t polls = 0;             // calls into the poller
+  uint64_t events = 0;            // events dispatched to a live handle
+  uint64_t stale_events = 0;      // events dropped because their token's generation was old
+  uint64_t timers_fired = 0;
+  uint64_t inbox_messages = 0;
+  uint64_t parks = 0;             // polls that were allowed to block
+  uint64_t wakeups_sent = 0;      // eventfd writes made by others to wake this worker
+  uint64_t uncaught_exceptions = 0;
+  uint64_t live_tasks = 0;        // root tasks alive now
+};
+
+class alignas(64) WorkerCounters {
+ public:
+  struct Counter {
+    std::atomic<uint64_t> v{0};
+    // Owner-only increment: a plain load and store, since no one else writes.
+    void bump(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void set(uint64_t n) { v.store(n, std::memory_order_relaxed); }
+    uint64_t get() const { return v.load(std::memory_order_relaxed); }
+  };
+
+  Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
+      parks, uncaught_exceptions, live_tasks;
+  // Written by other threads, so a real read-modify-write.
+  std::atomic<uint64_t> wakeups_sent{0};
+
+  WorkerStats snapshot() const {
+    WorkerStats s;
+    s.tasks_run = tasks_run.get();
+    s.loop_iterations = loop_iterations.get();
+    s.polls = polls.get();
+    s.events = events.get();
+    s.stale_events = stale_events.get();
+    s.timers_fired = timers_fired.get();
+    s.inbox_messages = inbox_messages.get();
+    s.parks = parks.get();
+    s.wakeups_sent = wakeups_sent.load(std::memory_order_relaxed);
+    s.uncaught_exceptions = uncaught_exceptions.get();
+    s.live_tasks = live_tasks.get();
+    return s;
+  }
+};
+
+}  // namespace shardloop
