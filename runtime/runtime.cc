@@ -96,9 +96,17 @@ DrainReport Runtime::drain(absl::Duration deadline) {
   return report;
 }
 
+namespace {
+// The frame of this coroutine owns `make` until the task it made has finished, so a coroutine
+// lambda passed to spawn_on() can keep using its captures after its first suspension.
+Task<void> run_owning_factory(absl::AnyInvocable<Task<void>()> make) { co_await make(); }
+}  // namespace
+
 void Runtime::spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task) {
   Worker* worker = workers_[w].get();
-  worker->post([worker, make = std::move(make_task)]() mutable { worker->spawn(make()); });
+  worker->post([worker, make = std::move(make_task)]() mutable {
+    worker->spawn(run_owning_factory(std::move(make)));
+  });
 }
 
 uint64_t Runtime::add_drain_hook(absl::AnyInvocable<void()> hook) {

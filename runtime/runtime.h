@@ -77,7 +77,8 @@ class Runtime {
   void post_to(size_t w, absl::AnyInvocable<void()> fn) { workers_[w]->post(std::move(fn)); }
 
   // Starts the task that `make_task()` returns as a root on worker `w`. The factory runs on that
-  // worker, so the coroutine frame is created by its owner.
+  // worker, so the coroutine frame is created by its owner, and it is kept alive until the task
+  // finishes, so `make_task` may itself be a coroutine lambda that uses its captures.
   void spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task);
 
   // Runs `fn` on worker `w` and blocks until it returns; for threads that are not workers.
