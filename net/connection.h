@@ -24,7 +24,7 @@ namespace shardloop::net {
 class Connection {
  public:
   Connection() = default;
-  explicit Connection(std::unique_ptr<AsyncFd> fd) : fd_(std::move(fd)) {}
+  explicit Connection(AsyncFd::Ptr fd) : fd_(std::move(fd)) {}
 
   bool valid() const { return fd_ != nullptr && !fd_->closed(); }
   int fd() const { return fd_ ? fd_->fd() : -1; }
@@ -45,7 +45,7 @@ class Connection {
   absl::StatusOr<Address> local_address() const;
 
  private:
-  std::unique_ptr<AsyncFd> fd_;
+  AsyncFd::Ptr fd_;
 };
 
 // Applies the options every TCP socket of ours gets (TCP_NODELAY for request/response traffic).

@@ -20,18 +20,22 @@ Task<absl::StatusOr<Connection>> dial(Address address) {
     }
     in_progress = true;
   }
-  auto afd = AsyncFd::adopt(fd, AsyncFd::Kind::kSocket);
-  if (!afd.ok()) co_return afd.status();
   if (in_progress) {
-    // Writability (or an error/hang-up) is how a non-blocking connect reports completion.
-    (*afd)->mark_unwritable();
-    co_await (*afd)->writable();
+    // Writability (or an error/hang-up) is how a non-blocking connect reports completion; wait
+    // for it through readiness, then hand the connected socket over as a stream.
+    auto connecting = AsyncFd::adopt(fd, AsyncFd::Kind::kFile);
+    if (!connecting.ok()) co_return connecting.status();
+    (*connecting)->mark_unwritable();
+    co_await (*connecting)->writable();
     int err = 0;
     socklen_t len = sizeof(err);
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (err != 0) co_return absl::ErrnoToStatus(err, "connect to " + address.to_string());
+    fd = (*connecting)->release();
   }
-  co_return Connection(std::move(*afd));
+  auto stream = AsyncFd::adopt(fd, AsyncFd::Kind::kStream);
+  if (!stream.ok()) co_return stream.status();
+  co_return Connection(std::move(*stream));
 }
 
 }  // namespace shardloop::net

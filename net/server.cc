@@ -76,23 +76,23 @@ absl::StatusOr<int> open_listener(const Address& address, int backlog) {
 Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
   if (shard->closing) co_return;  // ~Shard closes the socket
   // adopt() owns the fd from here on, and closes it itself if registration fails.
-  auto adopted = AsyncFd::adopt(std::exchange(shard->fd, -1), AsyncFd::Kind::kSocket);
+  auto adopted = AsyncFd::adopt(std::exchange(shard->fd, -1), AsyncFd::Kind::kListener);
   if (!adopted.ok()) {
     log(LogLevel::kError, "worker %d: cannot register listener: %s", shard->worker,
         adopted.status().ToString());
     co_return;
   }
-  std::unique_ptr<AsyncFd> listener = std::move(*adopted);
+  AsyncFd::Ptr listener = std::move(*adopted);
   shard->listener = listener.get();
   auto backoff = std::chrono::milliseconds(0);
   int batch = 0;
 
   while (!shard->closing) {
-    int fd = ::accept4(listener->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
+    AsyncFd::AcceptResult accepted = co_await listener->accept();
+    if (accepted.ok()) {
       backoff = std::chrono::milliseconds(0);
-      configure_tcp_socket(fd);
-      auto conn = AsyncFd::adopt(fd, AsyncFd::Kind::kSocket);
+      configure_tcp_socket(accepted.fd);
+      auto conn = AsyncFd::adopt(accepted.fd, AsyncFd::Kind::kStream);
       if (conn.ok()) {
         shard->accepted.fetch_add(1, std::memory_order_relaxed);
         spawn((*shard->handler)(Connection(std::move(*conn))));
@@ -103,12 +103,10 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
       }
       continue;
     }
-    const int err = errno;
-    if (err == EAGAIN || err == EWOULDBLOCK) {
-      batch = 0;
-      listener->mark_unreadable();
-      co_await listener->readable();
-    } else if (is_resource_exhaustion(err)) {
+    batch = 0;
+    const int err = accepted.error;
+    if (shard->closing || err == ECANCELED) break;
+    if (is_resource_exhaustion(err)) {
       shard->accept_errors.fetch_add(1, std::memory_order_relaxed);
       backoff = std::min(kMaxBackoff, std::max(kMinBackoff, backoff * 2));
       uint64_t suppressed = 0;
@@ -121,10 +119,8 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
     } else if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) {
       continue;  // that one connection failed; the listener is fine
     } else {
-      if (!shard->closing) {
-        log(LogLevel::kError, "worker %d: accept failed: %s; listener stopped", shard->worker,
-            std::strerror(err));
-      }
+      log(LogLevel::kError, "worker %d: accept failed: %s; listener stopped", shard->worker,
+          std::strerror(err));
       break;
     }
   }

@@ -6,47 +6,213 @@
 
 #include <cassert>
 #include <cerrno>
+#include <cstring>
+#include <utility>
 
+#include "runtime/completion_io.h"
 #include "runtime/worker.h"
 
 namespace shardloop {
 
-absl::StatusOr<std::unique_ptr<AsyncFd>> AsyncFd::adopt(int fd, Kind kind) {
+// --- lifetime -----------------------------------------------------------------------------
+
+absl::StatusOr<AsyncFd::Ptr> AsyncFd::adopt(int fd, Kind kind) {
   Worker* worker = Worker::current();
   assert(worker != nullptr && "AsyncFd::adopt outside a worker");
-  int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-    int err = errno;
-    ::close(fd);
-    return absl::ErrnoToStatus(err, "fcntl(O_NONBLOCK)");
+  if (kind == Kind::kFile) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      int err = errno;
+      ::close(fd);
+      return absl::ErrnoToStatus(err, "fcntl(O_NONBLOCK)");
+    }
   }
-  std::unique_ptr<AsyncFd> afd(new AsyncFd(fd, kind, worker));
+  CompletionIo* cio = kind == Kind::kFile ? nullptr : worker->completion_io();
+  Ptr afd(new AsyncFd(fd, kind, worker, cio));
+  if (cio != nullptr) {
+    afd->token_ = worker->register_handle(afd.get());
+    // A stream starts receiving at once, so the first request is already here when read.
+    if (kind == Kind::kStream) afd->update_recv();
+    return afd;
+  }
   auto token = worker->register_fd(fd, afd.get(), io_events::kReadable | io_events::kWritable);
   if (!token.ok()) {
     ::close(fd);
-    afd->fd_ = -1;
+    afd->fd_ = afd->raw_fd_ = -1;
     return token.status();
   }
   afd->token_ = *token;
   return afd;
 }
 
-AsyncFd::~AsyncFd() { close(); }
+void AsyncFd::Deleter::operator()(AsyncFd* fd) const {
+  fd->close();
+  if (fd->raw_fd_ < 0) {
+    delete fd;
+  } else {
+    // Completions are still in flight; finish_close() deletes it when the last one arrives.
+    fd->lingering_ = true;
+    fd->worker_->add_lingering(fd);
+  }
+}
+
+AsyncFd::~AsyncFd() {
+  // Only reached with raw_fd_ open when a stopping worker reclaims a lingering handle.
+  if (raw_fd_ >= 0) ::close(raw_fd_);
+}
+
+void AsyncFd::resume(std::coroutine_handle<> h) { worker_->schedule(h); }
+
+void AsyncFd::close() {
+  if (closing_ || raw_fd_ < 0) return;
+  worker_->assert_owner();
+  closing_ = true;
+  fd_ = -1;
+  if (reader_ != nullptr) {
+    reader_->result = -ECANCELED;
+    resume(std::exchange(reader_, nullptr)->waiter);
+  }
+  if (acceptor_ != nullptr) {
+    acceptor_->result = -ECANCELED;
+    resume(std::exchange(acceptor_, nullptr)->waiter);
+  }
+  if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
+  if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+  if (cio_ == nullptr) {
+    if (writer_ != nullptr) {
+      writer_->error = ECANCELED;
+      resume(std::exchange(writer_, nullptr)->waiter);
+    }
+    worker_->deregister_fd(raw_fd_, token_);
+    ::close(std::exchange(raw_fd_, -1));
+    return;
+  }
+  // Completion mode: a waiting writer resumes when its send completes (the kernel may still be
+  // reading its buffer). Everything in flight is cancelled; the last completion closes the fd.
+  if (recv_armed_ && !recv_cancelling_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kRecv));
+  if (accept_armed_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kAccept));
+  if (send_inflight_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kSend));
+  for (size_t i = chunk_head_; i < chunks_.size(); ++i) cio_->recycle_buffer(chunks_[i].id);
+  chunks_.clear();
+  chunk_head_ = 0;
+  for (int fd : accepted_) ::close(fd);
+  accepted_.clear();
+  if (inflight_ == 0) finish_close();
+}
+
+void AsyncFd::finish_close() {
+  worker_->release_handle(token_);
+  ::close(std::exchange(raw_fd_, -1));
+  if (lingering_) {
+    worker_->remove_lingering(this);
+    delete this;
+  }
+}
+
+int AsyncFd::release() {
+  assert(cio_ == nullptr && "release() is for readiness-mode fds");
+  if (fd_ < 0) return -1;
+  worker_->assert_owner();
+  int fd = raw_fd_;
+  // close() without the ::close: cancel waiters and deregister.
+  raw_fd_ = -1;
+  fd_ = -1;
+  closing_ = true;
+  if (reader_ != nullptr) {
+    reader_->result = -ECANCELED;
+    resume(std::exchange(reader_, nullptr)->waiter);
+  }
+  if (writer_ != nullptr) {
+    writer_->error = ECANCELED;
+    resume(std::exchange(writer_, nullptr)->waiter);
+  }
+  if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
+  if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+  worker_->deregister_fd(fd, token_);
+  return fd;
+}
 
 AsyncFd::ReadAwaiter AsyncFd::read_some(absl::Span<char> buf) { return ReadAwaiter(this, buf); }
 AsyncFd::WriteAwaiter AsyncFd::write_all(absl::Span<const char> data) {
   return WriteAwaiter(this, data);
 }
-AsyncFd::ReadinessAwaiter AsyncFd::readable() { return ReadinessAwaiter(this, false); }
-AsyncFd::ReadinessAwaiter AsyncFd::writable() { return ReadinessAwaiter(this, true); }
+AsyncFd::AcceptAwaiter AsyncFd::accept() { return AcceptAwaiter(this); }
+AsyncFd::ReadinessAwaiter AsyncFd::readable() {
+  assert(cio_ == nullptr && "readable() is for readiness-mode fds");
+  return ReadinessAwaiter(this, false);
+}
+AsyncFd::ReadinessAwaiter AsyncFd::writable() {
+  assert(cio_ == nullptr && "writable() is for readiness-mode fds");
+  return ReadinessAwaiter(this, true);
+}
+
+void AsyncFd::on_io(const PollEvent& event) {
+  if (cio_ == nullptr) {
+    on_readiness(event.events);
+  } else {
+    on_completion(event);  // may delete this
+  }
+}
+
+// --- starting operations --------------------------------------------------------------------
+
+bool AsyncFd::start_read(ReadOp& op) {
+  if (closed()) {
+    op.result = -EBADF;
+    return true;
+  }
+  if (cio_ == nullptr) return try_read(op);
+  if (read_from_queue(op)) return true;
+  update_recv();
+  return false;
+}
+
+bool AsyncFd::start_write(WriteOp& op) {
+  if (closed()) {
+    op.error = EBADF;
+    return true;
+  }
+  if (cio_ == nullptr) return try_write(op);
+  if (op.len == 0) return true;
+  if (!submit(io_ops::kSend, absl::MakeConstSpan(op.data, op.len))) {
+    op.error = ENOMEM;
+    return true;
+  }
+  return false;
+}
+
+bool AsyncFd::start_accept(AcceptOp& op) {
+  if (closed()) {
+    op.result = -EBADF;
+    return true;
+  }
+  if (cio_ == nullptr) return try_accept(op);
+  if (!accepted_.empty()) {
+    op.result = accepted_.front();
+    accepted_.erase(accepted_.begin());
+    return true;
+  }
+  if (accept_error_ != 0) {
+    op.result = std::exchange(accept_error_, 0);
+    return true;
+  }
+  if (!accept_armed_ && !submit(io_ops::kAccept)) {
+    op.result = -ENOMEM;
+    return true;
+  }
+  return false;
+}
+
+// --- readiness mode -------------------------------------------------------------------------
 
 bool AsyncFd::try_read(ReadOp& op) {
   if (!maybe_readable_) return false;
   for (;;) {
-    ssize_t n = kind_ == Kind::kSocket ? ::recv(fd_, op.buf, op.len, 0) : ::read(fd_, op.buf, op.len);
+    ssize_t n = kind_ == Kind::kStream ? ::recv(raw_fd_, op.buf, op.len, 0)
+                                       : ::read(raw_fd_, op.buf, op.len);
     if (n >= 0) {
       // A short read drained the socket; the next byte to arrive raises a new edge.
-      if (static_cast<size_t>(n) < op.len && n > 0) maybe_readable_ = false;
+      if (n > 0 && static_cast<size_t>(n) < op.len) maybe_readable_ = false;
       op.result = n;
       return true;
     }
@@ -65,7 +231,8 @@ bool AsyncFd::try_write(WriteOp& op) {
   while (op.done < op.len) {
     const char* p = op.data + op.done;
     size_t left = op.len - op.done;
-    ssize_t n = kind_ == Kind::kSocket ? ::send(fd_, p, left, MSG_NOSIGNAL) : ::write(fd_, p, left);
+    ssize_t n = kind_ == Kind::kStream ? ::send(raw_fd_, p, left, MSG_NOSIGNAL)
+                                       : ::write(raw_fd_, p, left);
     if (n > 0) {
       op.done += static_cast<size_t>(n);
       continue;
@@ -81,50 +248,197 @@ bool AsyncFd::try_write(WriteOp& op) {
   return true;
 }
 
-void AsyncFd::on_io(uint32_t events) {
+bool AsyncFd::try_accept(AcceptOp& op) {
+  if (!maybe_readable_) return false;
+  for (;;) {
+    int fd = ::accept4(raw_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      op.result = fd;
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      maybe_readable_ = false;
+      return false;
+    }
+    op.result = -errno;
+    return true;
+  }
+}
+
+void AsyncFd::on_readiness(uint32_t events) {
   if (events & (io_events::kReadable | io_events::kHangup | io_events::kError)) {
     maybe_readable_ = true;
-    if (reader_ != nullptr && try_read(*reader_)) {
-      worker_->schedule(std::exchange(reader_, nullptr)->waiter);
+    if (reader_ != nullptr && try_read(*reader_)) resume(std::exchange(reader_, nullptr)->waiter);
+    if (acceptor_ != nullptr && try_accept(*acceptor_)) {
+      resume(std::exchange(acceptor_, nullptr)->waiter);
     }
-    if (read_ready_waiter_) worker_->schedule(std::exchange(read_ready_waiter_, nullptr));
+    if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
   }
   // A write to a closed or failed socket returns the error instead of EAGAIN, so a hang-up or
   // error also completes a waiting writer.
   if (events & (io_events::kWritable | io_events::kHangup | io_events::kError)) {
     maybe_writable_ = true;
-    if (writer_ != nullptr && try_write(*writer_)) {
-      worker_->schedule(std::exchange(writer_, nullptr)->waiter);
+    if (writer_ != nullptr && try_write(*writer_)) resume(std::exchange(writer_, nullptr)->waiter);
+    if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+  }
+}
+
+// --- completion mode ------------------------------------------------------------------------
+
+bool AsyncFd::submit(uint8_t op, absl::Span<const char> send_data) {
+  const uint64_t token = with_op(token_.encode(), op);
+  absl::Status s;
+  switch (op) {
+    case io_ops::kRecv: s = cio_->recv_multishot(raw_fd_, token); break;
+    case io_ops::kSend: s = cio_->send(raw_fd_, send_data, token); break;
+    case io_ops::kAccept: s = cio_->accept_multishot(raw_fd_, token); break;
+    default: return false;
+  }
+  if (!s.ok()) return false;
+  ++inflight_;
+  if (op == io_ops::kRecv) recv_armed_ = true;
+  if (op == io_ops::kSend) send_inflight_ = true;
+  if (op == io_ops::kAccept) accept_armed_ = true;
+  return true;
+}
+
+size_t AsyncFd::take_chunks(char* dst, size_t len) {
+  size_t n = 0;
+  while (n < len && chunk_head_ < chunks_.size()) {
+    Chunk& c = chunks_[chunk_head_];
+    absl::Span<const char> src = cio_->buffer(c.id, c.length);
+    size_t k = std::min<size_t>(len - n, c.length - c.offset);
+    std::memcpy(dst + n, src.data() + c.offset, k);
+    c.offset += static_cast<uint32_t>(k);
+    n += k;
+    if (c.offset == c.length) {
+      cio_->recycle_buffer(c.id);
+      ++chunk_head_;
     }
-    if (write_ready_waiter_) worker_->schedule(std::exchange(write_ready_waiter_, nullptr));
+  }
+  if (chunk_head_ == chunks_.size()) {
+    chunks_.clear();
+    chunk_head_ = 0;
+  }
+  return n;
+}
+
+bool AsyncFd::read_from_queue(ReadOp& op) {
+  if (queued_chunks() > 0) {
+    op.result = static_cast<ssize_t>(take_chunks(op.buf, op.len));
+    update_recv();
+    return true;
+  }
+  if (recv_end_ != 0) {
+    op.result = recv_end_ > 0 ? 0 : recv_end_;
+    return true;
+  }
+  return false;
+}
+
+// Keeps one multishot receive armed while the queue has room, and pauses it when it is full.
+void AsyncFd::update_recv() {
+  if (closing_ || recv_end_ != 0) return;
+  const size_t queued = queued_chunks();
+  if (!recv_armed_ && !starved_ && queued < kMaxQueuedChunks / 2) {
+    if (!submit(io_ops::kRecv)) recv_end_ = -ENOMEM;
+  } else if (recv_armed_ && !recv_cancelling_ && queued >= kMaxQueuedChunks) {
+    if (cio_->cancel(with_op(token_.encode(), io_ops::kRecv)).ok()) recv_cancelling_ = true;
   }
 }
 
-void AsyncFd::cancel_waiters() {
-  if (reader_ != nullptr) {
-    reader_->result = -ECANCELED;
-    worker_->schedule(std::exchange(reader_, nullptr)->waiter);
+void AsyncFd::on_completion(const PollEvent& event) {
+  const bool final = !(event.flags & kCompletionMore);
+  switch (op_of(event.token)) {
+    case io_ops::kRecv: on_recv(event, final); break;
+    case io_ops::kSend: on_send(event); break;
+    case io_ops::kAccept: on_accept(event, final); break;
+    case io_ops::kBuffersAvailable:
+      starved_ = false;
+      if (!closing_) update_recv();
+      return;  // a notification, not an operation: nothing was in flight
+    default: return;
   }
-  if (writer_ != nullptr) {
-    writer_->error = ECANCELED;
-    worker_->schedule(std::exchange(writer_, nullptr)->waiter);
-  }
-  if (read_ready_waiter_) worker_->schedule(std::exchange(read_ready_waiter_, nullptr));
-  if (write_ready_waiter_) worker_->schedule(std::exchange(write_ready_waiter_, nullptr));
+  if (final) --inflight_;
+  if (closing_ && inflight_ == 0) finish_close();  // may delete this
 }
 
-int AsyncFd::release() {
-  if (fd_ < 0) return -1;
-  worker_->assert_owner();
-  cancel_waiters();
-  worker_->deregister_fd(fd_, token_);
-  return std::exchange(fd_, -1);
+void AsyncFd::on_recv(const PollEvent& event, bool final) {
+  if (event.result > 0) {
+    const auto id = static_cast<uint16_t>(event.flags >> kCompletionBufferShift);
+    if (closing_) {
+      cio_->recycle_buffer(id);
+    } else {
+      chunks_.push_back(Chunk{id, static_cast<uint32_t>(event.result), 0});
+    }
+  } else if (event.result == 0) {
+    if (!closing_) recv_end_ = 1;
+  } else if (event.result == -ENOBUFS) {
+    if (!closing_) {
+      starved_ = true;
+      cio_->notify_when_buffers_available(with_op(token_.encode(), io_ops::kBuffersAvailable));
+    }
+  } else if (event.result != -ECANCELED) {
+    if (!closing_) recv_end_ = event.result;
+  }
+  if (final) {
+    recv_armed_ = false;
+    recv_cancelling_ = false;
+  }
+  if (closing_) return;
+  if (reader_ != nullptr && read_from_queue(*reader_)) {
+    resume(std::exchange(reader_, nullptr)->waiter);
+  } else {
+    update_recv();
+  }
 }
 
-void AsyncFd::close() {
-  int fd = release();
-  if (fd >= 0) ::close(fd);
+void AsyncFd::on_send(const PollEvent& event) {
+  send_inflight_ = false;
+  WriteOp* op = writer_;
+  if (op == nullptr) return;  // cannot happen: a send is only in flight for a waiting writer
+  if (event.result > 0) {
+    op->done += static_cast<size_t>(event.result);
+    if (op->done < op->len) {
+      if (closing_) {
+        op->error = ECANCELED;
+      } else if (submit(io_ops::kSend, absl::MakeConstSpan(op->data + op->done, op->len - op->done))) {
+        return;  // a short send: the rest is on its way
+      } else {
+        op->error = ENOMEM;
+      }
+    }
+  } else {
+    op->error = event.result < 0 ? -event.result : EIO;
+  }
+  resume(std::exchange(writer_, nullptr)->waiter);
 }
+
+void AsyncFd::on_accept(const PollEvent& event, bool final) {
+  if (final) accept_armed_ = false;
+  if (event.result >= 0) {
+    if (closing_) {
+      ::close(event.result);
+    } else if (acceptor_ != nullptr) {
+      acceptor_->result = event.result;
+      resume(std::exchange(acceptor_, nullptr)->waiter);
+    } else {
+      accepted_.push_back(event.result);
+    }
+    return;
+  }
+  if (closing_ || event.result == -ECANCELED) return;
+  // EMFILE and friends end the multishot accept; the next accept() re-arms it.
+  if (acceptor_ != nullptr) {
+    acceptor_->result = event.result;
+    resume(std::exchange(acceptor_, nullptr)->waiter);
+  } else {
+    accept_error_ = event.result;
+  }
+}
+
+// --- results --------------------------------------------------------------------------------
 
 absl::StatusOr<size_t> AsyncFd::ReadAwaiter::await_resume() {
   if (op_.result >= 0) return static_cast<size_t>(op_.result);
@@ -138,5 +452,6 @@ absl::Status AsyncFd::WriteAwaiter::await_resume() {
   if (op_.error == ECANCELED) return absl::CancelledError("write cancelled: the fd was closed");
   return absl::ErrnoToStatus(op_.error, "write");
 }
+
 
 }  // namespace shardloop

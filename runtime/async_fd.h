@@ -1,22 +1,33 @@
-// AsyncFd: a non-blocking fd registered with its worker's poller, with awaitable I/O.
+// AsyncFd: a non-blocking fd owned by one worker, with awaitable I/O that works the same on
+// every backend.
 //
-//   auto fd = AsyncFd::adopt(raw_fd, AsyncFd::Kind::kSocket);   // on a worker
-//   auto n = co_await (*fd)->read_some(buf);      // absl::StatusOr<size_t>, 0 at end of stream
-//   absl::Status s = co_await (*fd)->write_all(data);
+//   AsyncFd::Ptr fd = *AsyncFd::adopt(socket_fd, AsyncFd::Kind::kStream);   // on a worker
+//   absl::StatusOr<size_t> n = co_await fd->read_some(buf);   // 0 at end of stream
+//   absl::Status s = co_await fd->write_all(data);
 //
-// Readiness model: the fd is registered once, edge-triggered, for read and write. Each operation
-// tries its syscall first and suspends only on EAGAIN; the worker's event dispatch then retries
-// it (on_io) and resumes the coroutine with a final result, so a coroutine is never woken just
-// to find EAGAIN again. The object caches "known not readable/writable" after EAGAIN or a short
-// read, which saves the EAGAIN syscall that would otherwise precede most waits (safe with
-// edge-triggering: any byte that arrives later raises a new edge).
+// Two ways to drive the fd, chosen at adopt() from the worker's backend:
 //
-// At most one reader and one writer may wait at a time. close() (or destruction) cancels
-// waiting operations with ECANCELED and deregisters before closing, so the fd is never closed
-// while in the poller's interest list.
+// - Readiness (epoll; and io_uring for Kind::kFile). The fd is registered once, edge-triggered,
+//   for read and write. An operation tries its syscall first and suspends only on EAGAIN; the
+//   worker's dispatch retries it (on_io) and resumes the coroutine with a final result, so a
+//   coroutine never wakes just to find EAGAIN again. "Known not readable/writable" is cached
+//   after EAGAIN or a short read, saving the EAGAIN syscall before most waits.
+// - Completion (io_uring, for kStream and kListener). A stream keeps one multishot receive
+//   armed into the worker's provided-buffer ring; received chunks queue here (at most
+//   kMaxQueuedChunks, beyond which the receive is cancelled until the reader catches up) and
+//   read_some() copies out of them, returning each buffer to the ring once consumed. Sends are
+//   submitted and resubmitted after short completions. A listener keeps a multishot accept armed.
+//   Nothing is submitted directly: the worker's next poll submits everything in one system call.
 //
-// Thread-safety: owner worker only (the worker that adopted it); not movable, because the
-// poller's token points at it.
+// At most one reader (or acceptor) and one writer may wait at a time. close() cancels waiting
+// reads/accepts with ECANCELED at once. A waiting writer is resumed (with ECANCELED) only when
+// the kernel has finished with its buffer. The fd itself is closed, and its token released, only
+// after the last completion for it has arrived, so a late completion can never reach a handle
+// that reuses the slot (the generation check would drop it anyway). An AsyncFd::Ptr may be
+// destroyed at any time: with completions in flight the object lingers on its worker until they
+// arrive.
+//
+// Thread-safety: owner worker only (the worker that adopted it).
 #pragma once
 
 #include <sys/types.h>
@@ -24,7 +35,9 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,89 +47,86 @@
 
 namespace shardloop {
 
+class CompletionIo;
 class Worker;
 
 class AsyncFd final : public IoHandle {
  public:
   enum class Kind {
-    kSocket,  // send(MSG_NOSIGNAL)/recv: a vanished peer gives EPIPE, never SIGPIPE
-    kFile,    // read/write (pipes, eventfds)
+    kStream,    // connected socket: recv/send (MSG_NOSIGNAL: a vanished peer is EPIPE, not SIGPIPE)
+    kListener,  // listening socket: accept()
+    kFile,      // anything else (pipes, eventfds, a connecting socket): read/write, readiness
   };
+  // Stream receives queued beyond this many chunks pause the multishot receive (io_uring), so a
+  // peer that sends faster than the application reads cannot drain the shared buffer ring.
+  static constexpr size_t kMaxQueuedChunks = 16;
 
-  // Takes ownership of `fd` (set non-blocking here) and registers it with the current worker.
-  // On failure the fd is closed.
-  static absl::StatusOr<std::unique_ptr<AsyncFd>> adopt(int fd, Kind kind);
-  ~AsyncFd();
-  AsyncFd(const AsyncFd&) = delete;
-  AsyncFd& operator=(const AsyncFd&) = delete;
+  struct Deleter {
+    void operator()(AsyncFd* fd) const;
+  };
+  using Ptr = std::unique_ptr<AsyncFd, Deleter>;
+
+  // Takes ownership of `fd` and registers it with the current worker. Sockets must already be
+  // non-blocking (SOCK_NONBLOCK); kFile fds are made so here. On failure the fd is closed.
+  static absl::StatusOr<Ptr> adopt(int fd, Kind kind);
 
   int fd() const { return fd_; }
   bool closed() const { return fd_ < 0; }
+  Kind kind() const { return kind_; }
   Worker* worker() const { return worker_; }
+  bool uses_completions() const { return cio_ != nullptr; }
 
   class ReadAwaiter;
   class WriteAwaiter;
+  class AcceptAwaiter;
   class ReadinessAwaiter;
 
   // Reads what is available, at most buf.size() bytes; 0 means end of stream.
   ReadAwaiter read_some(absl::Span<char> buf);
-  // Writes all of `data`, suspending while the kernel buffer is full.
+  // Writes all of `data` (which must stay valid until the co_await returns).
   WriteAwaiter write_all(absl::Span<const char> data);
-  // Resumes at the next readiness edge for reading (or right away if not known to be
-  // unreadable). Spurious resumptions are possible; for accept loops and similar.
+  // kListener: the next accepted connection, as a non-blocking close-on-exec fd, or the errno
+  // that accepting failed with (EMFILE, ECANCELED once the listener is closed, ...).
+  struct AcceptResult {
+    int fd = -1;
+    int error = 0;
+    bool ok() const { return error == 0; }
+  };
+  AcceptAwaiter accept();
+  // kFile only: resumes at the next readiness edge (or at once if not known to be unready).
+  // Spurious resumptions are possible.
   ReadinessAwaiter readable();
   ReadinessAwaiter writable();
 
-  // Cancels waiters (ECANCELED), deregisters and closes. Idempotent.
+  // Cancels waiters, deregisters and (once nothing is in flight) closes. Idempotent.
   void close();
-  // Deregisters and returns the fd without closing it (waiters are cancelled).
+  // kFile only: deregisters and returns the fd without closing it (waiters are cancelled).
   int release();
 
-  void on_io(uint32_t events) override;
+  void on_io(const PollEvent& event) override;
 
- private:
-  AsyncFd(int fd, Kind kind, Worker* worker) : fd_(fd), kind_(kind), worker_(worker) {}
-
-  // One attempt at a pending operation. Returns true when it completed (result stored).
   struct ReadOp {
     char* buf;
     size_t len;
-    ssize_t result = 0;  // bytes, or -errno
+    ssize_t result;  // bytes, or -errno
     std::coroutine_handle<> waiter;
   };
   struct WriteOp {
     const char* data;
     size_t len;
-    size_t done = 0;
-    int error = 0;
+    size_t done;
+    int error;
     std::coroutine_handle<> waiter;
   };
-  bool try_read(ReadOp& op);
-  bool try_write(WriteOp& op);
-  void cancel_waiters();
+  struct AcceptOp {
+    int result;  // fd, or -errno
+    std::coroutine_handle<> waiter;
+  };
 
-  int fd_;
-  Kind kind_;
-  Worker* worker_;
-  Token token_;
-  bool maybe_readable_ = true;
-  bool maybe_writable_ = true;
-  ReadOp* reader_ = nullptr;
-  WriteOp* writer_ = nullptr;
-  std::coroutine_handle<> read_ready_waiter_;
-  std::coroutine_handle<> write_ready_waiter_;
-
- public:
   class ReadAwaiter {
    public:
     ReadAwaiter(AsyncFd* fd, absl::Span<char> buf) : fd_(fd), op_{buf.data(), buf.size(), 0, {}} {}
-    bool await_ready() {
-      if (fd_->closed()) {
-        op_.result = -EBADF;
-        return true;
-      }
-      return fd_->try_read(op_);
-    }
+    bool await_ready() { return fd_->start_read(op_); }
     void await_suspend(std::coroutine_handle<> h) {
       op_.waiter = h;
       fd_->reader_ = &op_;
@@ -132,13 +142,7 @@ class AsyncFd final : public IoHandle {
    public:
     WriteAwaiter(AsyncFd* fd, absl::Span<const char> data)
         : fd_(fd), op_{data.data(), data.size(), 0, 0, {}} {}
-    bool await_ready() {
-      if (fd_->closed()) {
-        op_.error = EBADF;
-        return true;
-      }
-      return fd_->try_write(op_);
-    }
+    bool await_ready() { return fd_->start_write(op_); }
     void await_suspend(std::coroutine_handle<> h) {
       op_.waiter = h;
       fd_->writer_ = &op_;
@@ -148,6 +152,23 @@ class AsyncFd final : public IoHandle {
    private:
     AsyncFd* fd_;
     WriteOp op_;
+  };
+
+  class AcceptAwaiter {
+   public:
+    explicit AcceptAwaiter(AsyncFd* fd) : fd_(fd), op_{0, {}} {}
+    bool await_ready() { return fd_->start_accept(op_); }
+    void await_suspend(std::coroutine_handle<> h) {
+      op_.waiter = h;
+      fd_->acceptor_ = &op_;
+    }
+    AcceptResult await_resume() const {
+      return op_.result >= 0 ? AcceptResult{op_.result, 0} : AcceptResult{-1, -op_.result};
+    }
+
+   private:
+    AsyncFd* fd_;
+    AcceptOp op_;
   };
 
   class ReadinessAwaiter {
@@ -166,10 +187,78 @@ class AsyncFd final : public IoHandle {
     bool write_;
   };
 
-  // Callers that learn an fd is drained by other means (accept4 returning EAGAIN) say so, so
-  // readable() waits for the next edge.
+  // For callers that learn by other means that the fd is drained (or full), so readable()
+  // (writable()) waits for the next edge.
   void mark_unreadable() { maybe_readable_ = false; }
   void mark_unwritable() { maybe_writable_ = false; }
+
+ private:
+  friend class Worker;  // reclaims lingering handles at teardown
+  AsyncFd(int fd, Kind kind, Worker* worker, CompletionIo* cio)
+      : fd_(fd), raw_fd_(fd), kind_(kind), worker_(worker), cio_(cio) {}
+  ~AsyncFd();
+
+  // Each returns true when the operation completed at once (result stored in the op).
+  bool start_read(ReadOp& op);
+  bool start_write(WriteOp& op);
+  bool start_accept(AcceptOp& op);
+
+  // Readiness mode.
+  bool try_read(ReadOp& op);
+  bool try_write(WriteOp& op);
+  bool try_accept(AcceptOp& op);
+  void on_readiness(uint32_t events);
+
+  // Completion mode.
+  void on_completion(const PollEvent& event);
+  void on_recv(const PollEvent& event, bool final);
+  void on_send(const PollEvent& event);
+  void on_accept(const PollEvent& event, bool final);
+  size_t queued_chunks() const { return chunks_.size() - chunk_head_; }
+  size_t take_chunks(char* dst, size_t len);
+  bool read_from_queue(ReadOp& op);
+  void update_recv();
+  bool submit(uint8_t op, absl::Span<const char> send_data = {});
+  void finish_close();
+
+  void resume(std::coroutine_handle<> h);
+
+  int fd_;      // -1 once close() was called (what users see)
+  int raw_fd_;  // the descriptor, open until the last completion for it has arrived
+  Kind kind_;
+  Worker* worker_;
+  CompletionIo* cio_;  // non-null in completion mode
+  Token token_;
+
+  ReadOp* reader_ = nullptr;
+  WriteOp* writer_ = nullptr;
+  AcceptOp* acceptor_ = nullptr;
+
+  // Readiness mode.
+  bool maybe_readable_ = true;
+  bool maybe_writable_ = true;
+  std::coroutine_handle<> read_ready_waiter_;
+  std::coroutine_handle<> write_ready_waiter_;
+
+  // Completion mode.
+  struct Chunk {
+    uint16_t id;
+    uint32_t length;
+    uint32_t offset;
+  };
+  std::vector<Chunk> chunks_;
+  size_t chunk_head_ = 0;
+  int recv_end_ = 0;  // 0: open; 1: end of stream; < 0: -errno (reported once the queue drains)
+  bool recv_armed_ = false;
+  bool recv_cancelling_ = false;
+  bool starved_ = false;  // the last receive hit ENOBUFS; waiting for kBuffersAvailable
+  bool send_inflight_ = false;
+  bool accept_armed_ = false;
+  std::vector<int> accepted_;
+  int accept_error_ = 0;
+  unsigned inflight_ = 0;  // submitted operations whose final completion has not arrived
+  bool closing_ = false;
+  bool lingering_ = false;
 };
 
 }  // namespace shardloop

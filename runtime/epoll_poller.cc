@@ -81,7 +81,7 @@ absl::Status EpollPoller::modify(int fd, uint64_t token, uint32_t interest) {
   return control(EPOLL_CTL_MOD, fd, token, interest);
 }
 
-absl::Status EpollPoller::remove(int fd) {
+absl::Status EpollPoller::remove(int fd, uint64_t /*token*/) {
   if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr) != 0) {
     return errno_status(errno, absl::StrFormat("epoll_ctl(DEL, fd %d)", fd));
   }
@@ -121,7 +121,7 @@ absl::StatusOr<size_t> EpollPoller::wait(absl::Span<PollEvent> out, int64_t time
       ++counters_.wakeups_received;
       continue;
     }
-    out[written++] = PollEvent{ev.data.u64, from_epoll(ev.events)};
+    out[written++] = PollEvent{ev.data.u64, from_epoll(ev.events), 0, 0};
   }
   return written;
 }

@@ -21,7 +21,7 @@ class EpollPoller final : public Poller {
   Backend backend() const override { return Backend::kEpoll; }
   absl::Status add(int fd, uint64_t token, uint32_t interest) override;
   absl::Status modify(int fd, uint64_t token, uint32_t interest) override;
-  absl::Status remove(int fd) override;
+  absl::Status remove(int fd, uint64_t token) override;
   absl::StatusOr<size_t> wait(absl::Span<PollEvent> out, int64_t timeout_ns) override;
   void wake() override;
   PollerCounters counters() const override { return counters_; }

@@ -7,13 +7,16 @@
 
 #include <cstdint>
 
+#include "runtime/poller.h"
+
 namespace shardloop {
 
 class IoHandle {
  public:
-  // `events` is a mask of io_events bits. The handler may deregister or close any fd of its
-  // worker, itself included; events for those fds later in the same batch are dropped.
-  virtual void on_io(uint32_t events) = 0;
+  // A readiness event (event.events: io_events bits) or a completion (event.result and
+  // event.flags; op_of(event.token) says which operation). The handler may deregister or close
+  // any fd of its worker, itself included; events for those fds later in the batch are dropped.
+  virtual void on_io(const PollEvent& event) = 0;
 
  protected:
   ~IoHandle() = default;

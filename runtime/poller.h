@@ -36,15 +36,29 @@ inline constexpr uint32_t kHangup = 1u << 2;  // peer closed (one or both direct
 inline constexpr uint32_t kError = 1u << 3;   // pending socket error; the next syscall reports it
 }  // namespace io_events
 
+// One readiness event or one completion. Readiness backends fill `token` and `events`;
+// completion operations (CompletionIo) also fill `result` (the syscall's return value or
+// -errno) and `flags` (IORING_CQE_F_* bits); which operation it was is in the token's op bits.
 struct PollEvent {
   uint64_t token = 0;
   uint32_t events = 0;
+  int32_t result = 0;
+  uint32_t flags = 0;
 };
+
+class CompletionIo;
 
 // Counters a poller keeps about itself. Owner-written; see Worker::stats() for how they are read.
 struct PollerCounters {
   uint64_t wait_calls = 0;
   uint64_t wakeups_received = 0;
+  // Completion backends only.
+  uint64_t submissions = 0;      // SQEs handed to the kernel
+  uint64_t completions = 0;      // CQEs reaped (wakeups and ignored ones included)
+  uint64_t enter_calls = 0;      // io_uring_enter system calls
+  uint64_t buffer_refills = 0;   // provided buffers returned to the ring
+  uint64_t enobufs = 0;          // receives that found the buffer ring empty
+  uint64_t cq_overflows = 0;     // times the completion queue overflowed into the kernel backlog
 };
 
 class Poller {
@@ -57,8 +71,10 @@ class Poller {
   virtual absl::Status add(int fd, uint64_t token, uint32_t interest) = 0;
   // Replaces the interest and token of a registered fd.
   virtual absl::Status modify(int fd, uint64_t token, uint32_t interest) = 0;
-  // Stops reporting `fd`. Must be called before the fd is closed.
-  virtual absl::Status remove(int fd) = 0;
+  // Stops reporting `fd` (registered with `token`). Must be called before the fd is closed. A
+  // completion backend may still deliver events already in flight for it: they carry the old
+  // token, which the worker's registry no longer honours.
+  virtual absl::Status remove(int fd, uint64_t token) = 0;
 
   // Waits until at least one event is ready, wake() is called, or `timeout_ns` passes
   // (negative: no limit; 0: do not block). Fills `out` and returns how many were written.
@@ -69,10 +85,22 @@ class Poller {
   virtual void wake() = 0;
 
   virtual PollerCounters counters() const = 0;
+
+  // Completion-based socket I/O (io_uring), or nullptr for readiness-only backends.
+  virtual CompletionIo* completion_io() { return nullptr; }
 };
 
-// Creates a poller for `backend`. kAuto picks the best backend the kernel supports and logs
-// why it fell back, if it did. An explicit backend the kernel refuses is an error.
+// Decides which concrete backend `requested` means on this kernel. kAuto picks io_uring when
+// the kernel offers everything the UringPoller needs, else epoll, and logs one line saying why
+// it fell back. An explicit kIoUring the kernel refuses is an error naming the reason.
+absl::StatusOr<Backend> resolve_backend(Backend requested);
+
+// Creates a poller for a resolved backend (kEpoll or kIoUring). Call it on the thread that will
+// own the poller: an io_uring instance is set up for a single issuer.
 absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend);
+
+// Test seam: makes the next io_uring probes fail with `err` (0 restores normal behaviour), as a
+// kernel without io_uring (ENOSYS) or a sandbox that forbids it (EPERM) would.
+void inject_io_uring_failure_for_testing(int err);
 
 }  // namespace shardloop

@@ -1,12 +1,18 @@
 // The only place that names concrete pollers.
-#include "runtime/epoll_poller.h"
-#include "runtime/poller.h"
-
+#include <atomic>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/epoll_poller.h"
+#include "runtime/log.h"
+#include "runtime/poller.h"
+#include "runtime/uring_poller.h"
 
 namespace shardloop {
+namespace {
+// Relaxed: a test sets it before starting the runtime it probes.
+std::atomic<int> g_injected_uring_errno{0};
+}  // namespace
 
 std::string_view backend_name(Backend backend) {
   switch (backend) {
@@ -25,18 +31,43 @@ absl::StatusOr<Backend> parse_backend(std::string_view name) {
       absl::StrCat("unknown backend '", std::string(name), "' (expected epoll, io_uring or auto)"));
 }
 
+void inject_io_uring_failure_for_testing(int err) {
+  g_injected_uring_errno.store(err, std::memory_order_relaxed);
+}
+
+absl::StatusOr<Backend> resolve_backend(Backend requested) {
+  if (requested == Backend::kEpoll) return Backend::kEpoll;
+  absl::Status usable;
+  if (int err = g_injected_uring_errno.load(std::memory_order_relaxed); err != 0) {
+    usable = absl::ErrnoToStatus(err, "io_uring_setup (injected failure)");
+  } else {
+    usable = probe_io_uring();
+  }
+  if (usable.ok()) return Backend::kIoUring;
+  if (requested == Backend::kIoUring) {
+    return absl::Status(usable.code(), absl::StrCat("io_uring backend unavailable: ", usable.message()));
+  }
+  log(LogLevel::kInfo, "backend auto: using epoll because io_uring is unavailable: %s",
+      usable.ToString());
+  return Backend::kEpoll;
+}
+
 absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend) {
   switch (backend) {
-    case Backend::kAuto:  // epoll is the only backend this build has
     case Backend::kEpoll: {
       auto poller = EpollPoller::create();
       if (!poller.ok()) return poller.status();
       return std::unique_ptr<Poller>(std::move(*poller));
     }
-    case Backend::kIoUring:
-      return absl::UnimplementedError("the io_uring backend is not part of this build");
+    case Backend::kIoUring: {
+      auto poller = UringPoller::create();
+      if (!poller.ok()) return poller.status();
+      return std::unique_ptr<Poller>(std::move(*poller));
+    }
+    case Backend::kAuto:
+      break;
   }
-  return absl::InvalidArgumentError("unknown backend");
+  return absl::InvalidArgumentError("make_poller needs a resolved backend (see resolve_backend)");
 }
 
 }  // namespace shardloop

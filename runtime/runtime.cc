@@ -30,30 +30,51 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {}
 Runtime::~Runtime() { stop(); }
 
 absl::Status Runtime::start() {
-  State expected = State::kNew;
-  if (state_.load(std::memory_order_acquire) != expected) {
+  if (state_.load(std::memory_order_acquire) != State::kNew) {
     return absl::FailedPreconditionError("a Runtime can be started only once");
   }
+  auto backend = resolve_backend(options_.backend);
+  if (!backend.ok()) return backend.status();
   std::vector<int> cpus = allowed_cpus();
   size_t n = options_.workers != 0 ? options_.workers : cpus.size();
-  std::vector<std::unique_ptr<Worker>> workers;
   for (size_t i = 0; i < n; ++i) {
-    auto poller = make_poller(options_.backend);
-    if (!poller.ok()) {
-      return absl::Status(poller.status().code(),
-                          absl::StrCat("worker ", i, ": ", poller.status().message()));
-    }
     int cpu = options_.pin_cpus ? cpus[i % cpus.size()] : -1;
-    workers.push_back(std::unique_ptr<Worker>(new Worker(*this, i, std::move(*poller), cpu)));
+    workers_.push_back(std::unique_ptr<Worker>(new Worker(*this, i, *backend, cpu)));
   }
-  workers_ = std::move(workers);
   {
     MutexLock lock(&loops_mu_);
     loops_running_ = n;
   }
-  state_.store(State::kRunning, std::memory_order_release);
   for (auto& w : workers_) w->thread_ = std::thread([worker = w.get()] { worker->thread_main(); });
+  absl::Status init_status;
+  {
+    MutexLock lock(&init_mu_);
+    init_cv_.wait(init_mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return init_reported_ == workers_.size();
+    });
+    init_status = init_error_;
+  }
+  if (!init_status.ok()) {
+    // No worker entered its loop; they have all returned already.
+    for (auto& w : workers_) w->thread_.join();
+    state_.store(State::kStopped, std::memory_order_release);
+    return init_status;
+  }
+  state_.store(State::kRunning, std::memory_order_release);
   return absl::OkStatus();
+}
+
+bool Runtime::report_init(absl::Status status) {
+  MutexLock lock(&init_mu_);
+  if (!status.ok() && init_error_.ok()) init_error_ = status;
+  if (++init_reported_ == workers_.size()) {
+    init_cv_.notify_all();
+  } else {
+    init_cv_.wait(init_mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return init_reported_ == workers_.size();
+    });
+  }
+  return init_error_.ok();
 }
 
 void Runtime::stop() {

@@ -54,8 +54,9 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  // Creates the pollers and starts the worker threads. Fails (and starts nothing) when a
-  // poller cannot be created, e.g. the requested backend is refused by the kernel.
+  // Resolves the backend (kAuto probes the kernel), starts the worker threads and has each create
+  // its poller. Fails, with no worker left running, when the requested backend is refused or a
+  // poller cannot be created.
   absl::Status start();
   // Stops every worker now: loops exit, suspended tasks are destroyed on their worker, threads
   // are joined. Idempotent.
@@ -111,6 +112,9 @@ class Runtime {
   void task_started() { live_tasks_.fetch_add(1, std::memory_order_relaxed); }
   // Release pairs with the acquire in live_tasks(): drain() then sees the task's effects.
   void task_finished() { live_tasks_.fetch_sub(1, std::memory_order_release); }
+  // Called by each worker once it has tried to create its poller; blocks until every worker has
+  // reported and returns whether they all succeeded (and so whether to run).
+  bool report_init(absl::Status status);
   // Called by each worker after its loop exits; returns once every worker's loop has exited,
   // so teardown never races with a worker still running messages that point into another's tasks.
   void wait_all_loops_exited();
@@ -119,6 +123,11 @@ class Runtime {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<State> state_{State::kNew};
   std::atomic<int64_t> live_tasks_{0};
+
+  Mutex init_mu_;
+  std::condition_variable_any init_cv_;
+  size_t init_reported_ ABSL_GUARDED_BY(init_mu_) = 0;
+  absl::Status init_error_ ABSL_GUARDED_BY(init_mu_);
 
   Mutex loops_mu_;
   std::condition_variable_any loops_cv_;

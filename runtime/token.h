@@ -41,5 +41,12 @@ struct Token {
 
 // Reserved for the poller's own wakeup fd; never issued by an FdRegistry.
 inline constexpr uint64_t kWakeupToken = ~uint64_t{0};
+// Reserved for operations whose completions the poller swallows (cancellations, removals).
+inline constexpr uint64_t kIgnoreToken = ~uint64_t{0} - 1;
+
+inline uint64_t with_op(uint64_t token, uint8_t op) {
+  return (token & ~(uint64_t{0xff} << 56)) | (uint64_t{op} << 56);
+}
+inline uint8_t op_of(uint64_t token) { return static_cast<uint8_t>(token >> 56); }
 
 }  // namespace shardloop

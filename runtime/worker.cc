@@ -5,6 +5,8 @@
 
 #include <cassert>
 
+#include "absl/strings/str_cat.h"
+#include "runtime/async_fd.h"
 #include "runtime/log.h"
 #include "runtime/runtime.h"
 
@@ -21,9 +23,8 @@ constexpr size_t kEventsPerPoll = 256;
 
 Worker* Worker::current() { return t_current_worker; }
 
-Worker::Worker(Runtime& runtime, size_t index, std::unique_ptr<Poller> poller, int cpu)
-    : runtime_(runtime), index_(index), cpu_(cpu), poller_(std::move(poller)),
-      events_(kEventsPerPoll) {}
+Worker::Worker(Runtime& runtime, size_t index, Backend backend, int cpu)
+    : runtime_(runtime), index_(index), cpu_(cpu), backend_(backend), events_(kEventsPerPoll) {}
 
 Worker::~Worker() {
   // Joined by Runtime::stop(); messages that arrived after the loop exited are dropped here.
@@ -34,6 +35,16 @@ Worker::~Worker() {
 
 void Worker::assert_owner() const {
   assert(t_current_worker == this && "called from a thread that does not own this worker");
+}
+
+absl::Status Worker::init_on_thread() {
+  auto poller = make_poller(backend_);
+  if (!poller.ok()) {
+    return absl::Status(poller.status().code(),
+                        absl::StrCat("worker ", index_, ": ", poller.status().message()));
+  }
+  poller_ = std::move(*poller);
+  return absl::OkStatus();
 }
 
 void Worker::thread_main() {
@@ -47,9 +58,13 @@ void Worker::thread_main() {
           index_, cpu_, err);
     }
   }
-  run_loop();
-  runtime_.wait_all_loops_exited();
-  teardown();
+  // Every worker creates its poller, then waits for the others: either all run, or (if one
+  // failed) none does and start() reports the failure.
+  if (runtime_.report_init(init_on_thread())) {
+    run_loop();
+    runtime_.wait_all_loops_exited();
+    teardown();
+  }
   t_current_worker = nullptr;
 }
 
@@ -122,7 +137,7 @@ void Worker::poll(int64_t timeout_ns) {
       continue;
     }
     counters_.events.bump();
-    handle->on_io(events_[i].events);
+    handle->on_io(events_[i]);
   }
 }
 
@@ -159,7 +174,7 @@ absl::StatusOr<Token> Worker::register_fd(int fd, IoHandle* handle, uint32_t int
 void Worker::deregister_fd(int fd, Token token) {
   assert_owner();
   registry_.release(token);
-  if (absl::Status s = poller_->remove(fd); !s.ok()) {
+  if (absl::Status s = poller_->remove(fd, token.encode()); !s.ok()) {
     log(LogLevel::kWarning, "worker %d: %s", index_, s.ToString());
   }
 }
@@ -197,6 +212,16 @@ void Worker::teardown() {
   counters_.live_tasks.set(0);
   ready_.clear();
   timers_.clear();
+  // Handles closed with completions in flight free themselves when the last one arrives: poll
+  // for those (bounded; cancellations complete within a loop iteration or two), then reclaim
+  // whatever is left. Only the owner's coroutines are gone, so dispatch touches nothing else.
+  const auto give_up = Clock::now() + std::chrono::milliseconds(500);
+  while (!lingering_.empty() && Clock::now() < give_up) {
+    poll(1'000'000);
+    ready_.clear();
+  }
+  for (AsyncFd* fd : std::vector<AsyncFd*>(lingering_.begin(), lingering_.end())) delete fd;
+  lingering_.clear();
 }
 
 // --- root tasks --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "runtime/fd_registry.h"
@@ -33,6 +34,7 @@
 
 namespace shardloop {
 
+class AsyncFd;
 class Runtime;
 
 class Worker {
@@ -46,7 +48,8 @@ class Worker {
 
   size_t index() const { return index_; }
   Runtime& runtime() const { return runtime_; }
-  Backend backend() const { return poller_->backend(); }
+  // The backend this worker polls with (fixed once the runtime has started).
+  Backend backend() const { return backend_; }
   // CPU this worker is pinned to, or -1.
   int cpu() const { return cpu_; }
   bool is_current() const { return current() == this; }
@@ -64,6 +67,19 @@ class Worker {
   void deregister_fd(int fd, Token token);
   size_t registered_fds() const { return registry_.live(); }
 
+  // For handles that use completion operations instead of readiness: a token without a poller
+  // registration, and its release once the handle's last completion has arrived.
+  Token register_handle(IoHandle* handle) { return registry_.add(handle); }
+  void release_handle(Token token) { registry_.release(token); }
+  // The poller's completion operations, or nullptr on a readiness-only backend.
+  CompletionIo* completion_io() { return poller_->completion_io(); }
+  PollerCounters poller_counters() const { return poller_->counters(); }
+
+  // A handle that was closed while completions for it were still in flight keeps itself alive
+  // until they arrive; it lingers here so that a stopping worker can wait for (or reclaim) it.
+  void add_lingering(AsyncFd* fd) { lingering_.insert(fd); }
+  void remove_lingering(AsyncFd* fd) { lingering_.erase(fd); }
+
   TimerId add_timer(TimePoint deadline, TimerQueue::Callback callback);
   bool cancel_timer(TimerId id);
 
@@ -78,8 +94,10 @@ class Worker {
   friend class Runtime;
   friend struct internal::RootPromise;
 
-  Worker(Runtime& runtime, size_t index, std::unique_ptr<Poller> poller, int cpu);
+  Worker(Runtime& runtime, size_t index, Backend backend, int cpu);
 
+  // Creates the poller on this worker's own thread (io_uring rings are single-issuer).
+  absl::Status init_on_thread();
   void thread_main();
   void run_loop();
   void run_ready();
@@ -92,6 +110,7 @@ class Worker {
   Runtime& runtime_;
   const size_t index_;
   const int cpu_;
+  const Backend backend_;
   std::unique_ptr<Poller> poller_;
   std::thread thread_;
 
@@ -102,6 +121,7 @@ class Worker {
   internal::RootList roots_;
   std::vector<PollEvent> events_;
   std::vector<Inbox::Message> inbox_batch_;
+  absl::flat_hash_set<AsyncFd*> lingering_;
 
   // Shared with other threads.
   Inbox inbox_;

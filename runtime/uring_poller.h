@@ -1,0 +1,98 @@
+// UringPoller: one io_uring instance per worker, as a Poller (readiness through multishot poll)
+// and as CompletionIo (multishot recv into a provided-buffer ring, send, multishot accept).
+//
+// Submissions queue up in the SQ and go to the kernel with the next wait(), in the same
+// io_uring_enter that waits for completions. The ring is created with SINGLE_ISSUER and
+// DEFER_TASKRUN where the kernel has them, so completions are only processed inside that call,
+// on the owner thread; that is why a poller must be created on the thread that will use it.
+//
+// user_data is the caller's 64-bit token (token.h: slot, generation, op). Two values are
+// reserved: kWakeupToken for the eventfd that wake() writes, and kIgnoreToken for cancellations
+// and poll removals, whose own completions nobody needs.
+//
+// Thread-safety: owner-only except wake(), as for every Poller.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "runtime/completion_io.h"
+#include "runtime/poller.h"
+
+namespace shardloop {
+
+struct UringOptions {
+  // Submission queue entries; the completion queue gets 4x as many so bursts of multishot
+  // completions rarely overflow into the kernel's backlog.
+  unsigned entries = 1024;
+  // Provided receive buffers: count (a power of two) x size. 1024 x 8 KiB = 8 MiB per worker:
+  // room for a thousand connections each holding one unread chunk.
+  unsigned buffer_count = 1024;
+  unsigned buffer_size = 8192;
+};
+
+class UringPoller final : public Poller, public CompletionIo {
+ public:
+  static absl::StatusOr<std::unique_ptr<UringPoller>> create(UringOptions options = {});
+  ~UringPoller() override;
+
+  // Poller
+  Backend backend() const override { return Backend::kIoUring; }
+  absl::Status add(int fd, uint64_t token, uint32_t interest) override;
+  absl::Status modify(int fd, uint64_t token, uint32_t interest) override;
+  absl::Status remove(int fd, uint64_t token) override;
+  absl::StatusOr<size_t> wait(absl::Span<PollEvent> out, int64_t timeout_ns) override;
+  void wake() override;
+  PollerCounters counters() const override { return counters_; }
+  CompletionIo* completion_io() override { return this; }
+
+  // CompletionIo
+  absl::Status recv_multishot(int fd, uint64_t token) override;
+  absl::Status send(int fd, absl::Span<const char> data, uint64_t token) override;
+  absl::Status accept_multishot(int fd, uint64_t token) override;
+  absl::Status cancel(uint64_t token) override;
+  absl::Span<const char> buffer(uint16_t id, size_t length) override;
+  void recycle_buffer(uint16_t id) override;
+  void notify_when_buffers_available(uint64_t token) override;
+
+ private:
+  UringPoller() = default;
+  absl::Status init(const UringOptions& options);
+  // A free SQE, submitting what is queued first if the SQ is full.
+  absl::StatusOr<io_uring_sqe*> next_sqe();
+  absl::Status arm_poll(int fd, uint64_t token, uint32_t interest);
+  absl::Status arm_wakeup();
+  size_t reap(absl::Span<PollEvent> out);
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  int wakefd_ = -1;
+  unsigned pending_sqes_ = 0;
+
+  // Provided buffers: buffer ring (shared with the kernel) and the memory it points into.
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  size_t buf_ring_bytes_ = 0;
+  char* buffers_ = nullptr;
+  size_t buffers_bytes_ = 0;
+  unsigned buffer_count_ = 0;
+  unsigned buffer_size_ = 0;
+  std::vector<uint64_t> buffer_waiters_;  // tokens to tell once buffers are back
+  bool buffers_recycled_ = false;         // since the last ENOBUFS was reported
+
+  // Readiness registrations, so a multishot poll that the kernel ends can be re-armed.
+  struct PollReg {
+    int fd;
+    uint32_t interest;
+  };
+  absl::flat_hash_map<uint64_t, PollReg> polls_;
+
+  PollerCounters counters_;
+};
+
+// Checks that this kernel and process can run UringPoller; the error names the reason.
+absl::Status probe_io_uring();
+
+}  // namespace shardloop
