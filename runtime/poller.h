@@ -90,6 +90,17 @@ class Poller {
   virtual CompletionIo* completion_io() { return nullptr; }
 };
 
+// Tuning for the pollers a runtime creates. Backends ignore what does not apply to them.
+struct PollerOptions {
+  // io_uring submission queue entries; the completion queue gets 4x as many so bursts of
+  // multishot completions rarely overflow into the kernel's backlog.
+  unsigned uring_entries = 1024;
+  // io_uring provided receive buffers, count (a power of two) x size. 1024 x 8 KiB = 8 MiB per
+  // worker: room for a thousand connections each holding one unread chunk.
+  unsigned uring_buffer_count = 1024;
+  unsigned uring_buffer_size = 8192;
+};
+
 // Decides which concrete backend `requested` means on this kernel. kAuto picks io_uring when
 // the kernel offers everything the UringPoller needs, else epoll, and logs one line saying why
 // it fell back. An explicit kIoUring the kernel refuses is an error naming the reason.
@@ -97,7 +108,8 @@ absl::StatusOr<Backend> resolve_backend(Backend requested);
 
 // Creates a poller for a resolved backend (kEpoll or kIoUring). Call it on the thread that will
 // own the poller: an io_uring instance is set up for a single issuer.
-absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend);
+absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend,
+                                                   const PollerOptions& options = {});
 
 // Test seam: makes the next io_uring probes fail with `err` (0 restores normal behaviour), as a
 // kernel without io_uring (ENOSYS) or a sandbox that forbids it (EPERM) would.

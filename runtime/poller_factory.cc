@@ -52,7 +52,7 @@ absl::StatusOr<Backend> resolve_backend(Backend requested) {
   return Backend::kEpoll;
 }
 
-absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend) {
+absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend, const PollerOptions& options) {
   switch (backend) {
     case Backend::kEpoll: {
       auto poller = EpollPoller::create();
@@ -60,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend) {
       return std::unique_ptr<Poller>(std::move(*poller));
     }
     case Backend::kIoUring: {
-      auto poller = UringPoller::create();
+      auto poller = UringPoller::create(options);
       if (!poller.ok()) return poller.status();
       return std::unique_ptr<Poller>(std::move(*poller));
     }

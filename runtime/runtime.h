@@ -38,6 +38,7 @@ struct RuntimeOptions {
   // Pin worker i to the i-th allowed CPU (modulo their count).
   bool pin_cpus = false;
   Backend backend = Backend::kAuto;
+  PollerOptions poller;
 };
 
 struct DrainReport {

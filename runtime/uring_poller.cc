@@ -44,16 +44,16 @@ uint32_t events_from_poll(int32_t revents) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::create(UringOptions options) {
+absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::create(const PollerOptions& options) {
   std::unique_ptr<UringPoller> poller(new UringPoller());
   if (absl::Status s = poller->init(options); !s.ok()) return s;
   return poller;
 }
 
-absl::Status UringPoller::init(const UringOptions& options) {
-  if (options.buffer_count == 0 || (options.buffer_count & (options.buffer_count - 1)) != 0 ||
-      options.buffer_count > 32768) {
-    return absl::InvalidArgumentError("buffer_count must be a power of two up to 32768");
+absl::Status UringPoller::init(const PollerOptions& options) {
+  if (options.uring_buffer_count == 0 || (options.uring_buffer_count & (options.uring_buffer_count - 1)) != 0 ||
+      options.uring_buffer_count > 32768) {
+    return absl::InvalidArgumentError("uring_buffer_count must be a power of two up to 32768");
   }
   io_uring_params params{};
   // SINGLE_ISSUER + DEFER_TASKRUN (6.1): completions are processed only when the owner enters
@@ -61,13 +61,13 @@ absl::Status UringPoller::init(const UringOptions& options) {
   // SQE does not stop the rest of the batch. Older kernels reject the flags: retry without.
   params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
                  IORING_SETUP_DEFER_TASKRUN;
-  params.cq_entries = options.entries * 4;
-  int ret = io_uring_queue_init_params(options.entries, &ring_, &params);
+  params.cq_entries = options.uring_entries * 4;
+  int ret = io_uring_queue_init_params(options.uring_entries, &ring_, &params);
   if (ret == -EINVAL) {
     params = io_uring_params{};
     params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = options.entries * 4;
-    ret = io_uring_queue_init_params(options.entries, &ring_, &params);
+    params.cq_entries = options.uring_entries * 4;
+    ret = io_uring_queue_init_params(options.uring_entries, &ring_, &params);
   }
   if (ret < 0) return uring_error(ret, "io_uring_setup");
   ring_ready_ = true;
@@ -79,8 +79,8 @@ absl::Status UringPoller::init(const UringOptions& options) {
   }
 
   // Provided-buffer ring (kernel 5.19+): the ring of descriptors and the buffers themselves.
-  buffer_count_ = options.buffer_count;
-  buffer_size_ = options.buffer_size;
+  buffer_count_ = options.uring_buffer_count;
+  buffer_size_ = options.uring_buffer_size;
   buf_ring_bytes_ = buffer_count_ * sizeof(io_uring_buf);
   void* ring_mem = ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
                           MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -346,7 +346,8 @@ absl::Status probe_io_uring() {
   if (!status.ok()) return status;
   // Finally build a small real instance: this checks the setup flags, the buffer ring
   // registration and what a seccomp sandbox allows, exactly as the workers will use them.
-  auto poller = UringPoller::create(UringOptions{.entries = 8, .buffer_count = 8, .buffer_size = 256});
+  auto poller = UringPoller::create(
+      PollerOptions{.uring_entries = 8, .uring_buffer_count = 8, .uring_buffer_size = 256});
   return poller.ok() ? absl::OkStatus() : poller.status();
 }
 

@@ -24,19 +24,10 @@
 
 namespace shardloop {
 
-struct UringOptions {
-  // Submission queue entries; the completion queue gets 4x as many so bursts of multishot
-  // completions rarely overflow into the kernel's backlog.
-  unsigned entries = 1024;
-  // Provided receive buffers: count (a power of two) x size. 1024 x 8 KiB = 8 MiB per worker:
-  // room for a thousand connections each holding one unread chunk.
-  unsigned buffer_count = 1024;
-  unsigned buffer_size = 8192;
-};
 
 class UringPoller final : public Poller, public CompletionIo {
  public:
-  static absl::StatusOr<std::unique_ptr<UringPoller>> create(UringOptions options = {});
+  static absl::StatusOr<std::unique_ptr<UringPoller>> create(const PollerOptions& options = {});
   ~UringPoller() override;
 
   // Poller
@@ -60,7 +51,7 @@ class UringPoller final : public Poller, public CompletionIo {
 
  private:
   UringPoller() = default;
-  absl::Status init(const UringOptions& options);
+  absl::Status init(const PollerOptions& options);
   // A free SQE, submitting what is queued first if the SQ is full.
   absl::StatusOr<io_uring_sqe*> next_sqe();
   absl::Status arm_poll(int fd, uint64_t token, uint32_t interest);

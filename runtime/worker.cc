@@ -38,7 +38,7 @@ void Worker::assert_owner() const {
 }
 
 absl::Status Worker::init_on_thread() {
-  auto poller = make_poller(backend_);
+  auto poller = make_poller(backend_, runtime_.options().poller);
   if (!poller.ok()) {
     return absl::Status(poller.status().code(),
                         absl::StrCat("worker ", index_, ": ", poller.status().message()));

@@ -13,6 +13,7 @@
 #include "net/server.h"
 #include "runtime/runtime.h"
 #include "runtime/sleep.h"
+#include "tests/backend_params.h"
 #include "tests/net/test_support.h"
 
 namespace shardloop {
@@ -85,7 +86,13 @@ Task<void> run_client(Address server, Plan plan, Outcome* outcome) {
   outcome->finished.fetch_add(1);
 }
 
-TEST(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
+class EchoIntegration : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
+  RuntimeOptions options(size_t workers) const { return {.workers = workers, .backend = GetParam()}; }
+};
+
+TEST_P(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
   const uint64_t seed = testing::test_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " (rerun with SHARDLOOP_TEST_SEED)");
   const int connections = 1000;
@@ -99,12 +106,12 @@ TEST(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
   Outcome outcome;
   uint64_t expected_bytes = 0;
   {
-    Runtime server_rt({.workers = 4});
+    Runtime server_rt(options(4));
     ASSERT_TRUE(server_rt.start().ok());
     auto server = net::Server::listen(server_rt, *Address::parse("127.0.0.1:0"), examples::serve_echo);
     ASSERT_TRUE(server.ok()) << server.status();
 
-    Runtime client_rt({.workers = 2});
+    Runtime client_rt(options(2));
     ASSERT_TRUE(client_rt.start().ok());
     for (int c = 0; c < connections; ++c) {
       Plan plan;
@@ -142,10 +149,10 @@ TEST(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
   EXPECT_EQ(testing::count_open_fds(), fds_before) << "fds leaked";
 }
 
-TEST(EchoIntegration, PeerThatResetsMidStreamDoesNotHurtTheServer) {
+TEST_P(EchoIntegration, PeerThatResetsMidStreamDoesNotHurtTheServer) {
   // The server is still writing echoes when the client resets: its send gets EPIPE/ECONNRESET
   // (never SIGPIPE, which would kill this test process) and the next client is served normally.
-  Runtime rt({.workers = 1});
+  Runtime rt(options(1));
   ASSERT_TRUE(rt.start().ok());
   auto server = net::Server::listen(rt, *Address::parse("127.0.0.1:0"), examples::serve_echo);
   ASSERT_TRUE(server.ok());
@@ -183,8 +190,8 @@ TEST(EchoIntegration, PeerThatResetsMidStreamDoesNotHurtTheServer) {
   server->reset();
 }
 
-TEST(Dialer, RefusedConnectionIsAClearError) {
-  Runtime rt({.workers = 1});
+TEST_P(EchoIntegration, RefusedConnectionIsAClearError) {
+  Runtime rt(options(1));
   ASSERT_TRUE(rt.start().ok());
   // Bind a socket without listening, so its port refuses connections and no one else takes it.
   int holder = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -195,17 +202,19 @@ TEST(Dialer, RefusedConnectionIsAClearError) {
   ::getsockname(holder, reinterpret_cast<sockaddr*>(&ss), &len);
   Address target = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 
-  absl::Status status = rt.call_on(0, [] { return absl::OkStatus(); });
   std::promise<absl::Status> result;
   rt.spawn_on(0, [&]() -> Task<void> {
     auto conn = co_await net::dial(target);
     result.set_value(conn.ok() ? absl::OkStatus() : conn.status());
   });
-  status = result.get_future().get();
+  absl::Status status = result.get_future().get();
   ::close(holder);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_NE(status.message().find("connect to 127.0.0.1:"), absl::string_view::npos) << status;
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, EchoIntegration, testing::kAllBackends,
+                         testing::backend_test_name);
 
 }  // namespace
 }  // namespace shardloop
