@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "net/cpu_steering.h"
 #include "runtime/log.h"
 #include "runtime/sleep.h"
 
@@ -156,6 +157,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
     server->shards_.push_back(std::move(shard));
   }
   server->address_ = bound;
+  if (options.steering == Steering::kCpu) {
+    std::vector<int> cpus;
+    for (size_t w = 0; w < runtime.size(); ++w) cpus.push_back(runtime.worker(w).cpu());
+    for (size_t w = 0; w < runtime.size(); ++w) set_incoming_cpu(server->shards_[w]->fd, cpus[w]);
+    if (absl::Status s = attach_cpu_steering(server->shards_[0]->fd, cpus); s.ok()) {
+      server->steering_ = Steering::kCpu;
+      if (!runtime.options().pin_cpus) {
+        log(LogLevel::kWarning, "steering=cpu on unpinned workers: connections follow CPU "
+                                "numbers, not the CPUs the workers happen to run on");
+      }
+    } else {
+      log(LogLevel::kWarning, "steering=cpu refused by the kernel (%s); using hash steering",
+          s.ToString());
+    }
+  }
   for (auto& shard : server->shards_) {
     runtime.spawn_on(shard->worker, [shard] { return accept_loop(shard); });
   }

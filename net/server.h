@@ -33,9 +33,17 @@ namespace shardloop::net {
 
 using ConnectionHandler = std::function<Task<void>(Connection)>;
 
+enum class Steering {
+  kHash,  // the kernel's default: a hash of the 4-tuple picks the worker
+  kCpu,   // the worker pinned on the CPU that received the connection (see cpu_steering.h)
+};
+
 struct ServerOptions {
   // The kernel caps this at net.core.somaxconn.
   int backlog = 4096;
+  // kCpu wants a runtime with pin_cpus; where the kernel refuses the steering program, the
+  // server logs why and keeps kHash.
+  Steering steering = Steering::kHash;
 };
 
 struct ServerStats {
@@ -53,6 +61,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   const Address& address() const { return address_; }
+  // The steering in effect (kHash if kCpu was asked for but refused).
+  Steering steering() const { return steering_; }
   uint16_t port() const { return address_.port(); }
 
   // Stops accepting on every worker; connections already accepted are unaffected. Asynchronous:
@@ -67,6 +77,7 @@ class Server {
 
   Runtime& runtime_;
   Address address_;
+  Steering steering_ = Steering::kHash;
   std::vector<std::shared_ptr<Shard>> shards_;
   uint64_t drain_hook_ = 0;
   std::atomic<bool> closed_{false};

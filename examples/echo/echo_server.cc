@@ -22,6 +22,9 @@ DEFINE_int32(port, 7000, "TCP port (0: pick a free one and print it)");
 DEFINE_int32(workers, 0, "worker threads (0: one per CPU this process may use)");
 DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
 DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
+DEFINE_string(steering, "hash",
+              "which worker accepts a connection: hash (kernel default) or cpu (the worker pinned "
+              "on the CPU that received it; implies --pin)");
 DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
 
 using namespace shardloop;
@@ -33,6 +36,11 @@ int main(int argc, char** argv) {
 
   auto backend = parse_backend(FLAGS_backend);
   auto address = net::Address::from_host_port(FLAGS_host, static_cast<uint16_t>(FLAGS_port));
+  if (FLAGS_steering != "hash" && FLAGS_steering != "cpu") {
+    std::fprintf(stderr, "echo_server: --steering must be hash or cpu\n");
+    return 2;
+  }
+  const bool cpu_steering = FLAGS_steering == "cpu";
   if (!backend.ok() || !address.ok()) {
     std::fprintf(stderr, "echo_server: %s\n",
                  (!backend.ok() ? backend.status() : address.status()).ToString().c_str());
@@ -47,13 +55,15 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  Runtime rt({.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin,
+  Runtime rt({.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin || cpu_steering,
               .backend = *backend});
   if (auto s = rt.start(); !s.ok()) {
     std::fprintf(stderr, "echo_server: cannot start runtime: %s\n", s.ToString().c_str());
     return 1;
   }
-  auto server = net::Server::listen(rt, *address, examples::serve_echo);
+  auto server = net::Server::listen(
+      rt, *address, examples::serve_echo,
+      {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash});
   if (!server.ok()) {
     std::fprintf(stderr, "echo_server: %s\n", server.status().ToString().c_str());
     return 1;
