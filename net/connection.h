@@ -32,8 +32,13 @@ class Connection {
 
   // Reads what is available (at most buf.size() bytes); 0 at end of stream.
   AsyncFd::ReadAwaiter read(absl::Span<char> buf) { return fd_->read_some(buf); }
-  // Writes every byte of `data` (suspending while the socket buffer is full).
+  // Buffered write: copies what the kernel does not take at once into the connection's write
+  // queue and returns; suspends only while the queue is above its high-water mark.
+  AsyncFd::WriteAwaiter write(absl::Span<const char> data) { return fd_->write(data); }
+  // write(), then waits until the kernel has taken every byte.
   AsyncFd::WriteAwaiter write_all(absl::Span<const char> data) { return fd_->write_all(data); }
+  // Waits until the kernel has taken every queued byte.
+  AsyncFd::WriteAwaiter flush() { return fd_->flush(); }
 
   // Sends FIN after what was written; reading stays possible.
   absl::Status shutdown_write();

@@ -78,17 +78,18 @@ void AsyncFd::close() {
   }
   if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
   if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+  if (writer_ != nullptr) {
+    writer_->error = ECANCELED;
+    resume(std::exchange(writer_, nullptr)->waiter);
+  }
   if (cio_ == nullptr) {
-    if (writer_ != nullptr) {
-      writer_->error = ECANCELED;
-      resume(std::exchange(writer_, nullptr)->waiter);
-    }
+    write_queue_.clear();
     worker_->deregister_fd(raw_fd_, token_);
     ::close(std::exchange(raw_fd_, -1));
     return;
   }
-  // Completion mode: a waiting writer resumes when its send completes (the kernel may still be
-  // reading its buffer). Everything in flight is cancelled; the last completion closes the fd.
+  // Completion mode: everything in flight is cancelled; the last completion closes the fd. The
+  // write queue stays allocated until then, since an in-flight sendmsg may still read it.
   if (recv_armed_ && !recv_cancelling_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kRecv));
   if (accept_armed_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kAccept));
   if (send_inflight_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kSend));
@@ -133,9 +134,13 @@ int AsyncFd::release() {
 }
 
 AsyncFd::ReadAwaiter AsyncFd::read_some(absl::Span<char> buf) { return ReadAwaiter(this, buf); }
-AsyncFd::WriteAwaiter AsyncFd::write_all(absl::Span<const char> data) {
-  return WriteAwaiter(this, data);
+AsyncFd::WriteAwaiter AsyncFd::write(absl::Span<const char> data) {
+  return WriteAwaiter(this, data, WriteOp::Until::kBelowHighWater);
 }
+AsyncFd::WriteAwaiter AsyncFd::write_all(absl::Span<const char> data) {
+  return WriteAwaiter(this, data, WriteOp::Until::kFlushed);
+}
+AsyncFd::WriteAwaiter AsyncFd::flush() { return WriteAwaiter(this, {}, WriteOp::Until::kFlushed); }
 AsyncFd::AcceptAwaiter AsyncFd::accept() { return AcceptAwaiter(this); }
 AsyncFd::ReadinessAwaiter AsyncFd::readable() {
   assert(cio_ == nullptr && "readable() is for readiness-mode fds");
@@ -172,13 +177,88 @@ bool AsyncFd::start_write(WriteOp& op) {
     op.error = EBADF;
     return true;
   }
-  if (cio_ == nullptr) return try_write(op);
-  if (op.len == 0) return true;
-  if (!submit(io_ops::kSend, absl::MakeConstSpan(op.data, op.len))) {
-    op.error = ENOMEM;
-    return true;
+  if (op.len > 0 && write_error_ == 0) {
+    size_t sent = 0;
+    if (cio_ == nullptr && write_queue_.empty() && maybe_writable_) {
+      // Fast path: nothing queued, so send straight from the caller's buffer.
+      for (;;) {
+        ssize_t n = kind_ == Kind::kStream
+                        ? ::send(raw_fd_, op.data + sent, op.len - sent, MSG_NOSIGNAL)
+                        : ::write(raw_fd_, op.data + sent, op.len - sent);
+        if (n > 0) {
+          sent += static_cast<size_t>(n);
+          if (sent == op.len) break;
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          maybe_writable_ = false;
+        } else {
+          write_error_ = n < 0 ? errno : EIO;
+        }
+        break;
+      }
+    }
+    if (sent < op.len && write_error_ == 0) {
+      write_queue_.append(absl::MakeConstSpan(op.data + sent, op.len - sent));
+      flush_queue();
+    }
   }
-  return false;
+  const bool done = write_done(op, /*resuming=*/false);
+  if (done && write_error_ != 0) op.error = write_error_;
+  return done;
+}
+
+// Whether a writer may go on. Entering, a buffered write waits only above the high-water mark;
+// once waiting, it resumes below the low-water mark, so it does not wake for every send.
+bool AsyncFd::write_done(const WriteOp& op, bool resuming) const {
+  if (write_error_ != 0 || closing_) return true;
+  if (op.until == WriteOp::Until::kFlushed) return write_queue_.empty();
+  return write_queue_.size() <= (resuming ? write_low_water_ : write_high_water_);
+}
+
+void AsyncFd::wake_writer() {
+  if (writer_ != nullptr && write_done(*writer_, /*resuming=*/true)) {
+    if (write_error_ != 0) writer_->error = write_error_;
+    resume(std::exchange(writer_, nullptr)->waiter);
+  }
+}
+
+void AsyncFd::flush_queue() {
+  if (write_queue_.empty() || write_error_ != 0 || closing_) return;
+  if (cio_ != nullptr) {
+    if (send_inflight_) return;  // the completion of the one in flight sends the rest
+    send_msg_ = msghdr{};
+    send_msg_.msg_iov = iov_;
+    send_msg_.msg_iovlen = static_cast<size_t>(write_queue_.gather(iov_, kMaxIov));
+    if (!submit(io_ops::kSend)) {
+      write_error_ = ENOMEM;
+      write_queue_.clear();
+    }
+    return;
+  }
+  while (!write_queue_.empty() && maybe_writable_) {
+    int count = write_queue_.gather(iov_, kMaxIov);
+    ssize_t n;
+    if (kind_ == Kind::kStream) {
+      msghdr msg{};
+      msg.msg_iov = iov_;
+      msg.msg_iovlen = static_cast<size_t>(count);
+      n = ::sendmsg(raw_fd_, &msg, MSG_NOSIGNAL);
+    } else {
+      n = ::writev(raw_fd_, iov_, count);
+    }
+    if (n > 0) {
+      write_queue_.consume(static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      maybe_writable_ = false;
+    } else {
+      write_error_ = n < 0 ? errno : EIO;
+      write_queue_.clear();
+    }
+  }
 }
 
 bool AsyncFd::start_accept(AcceptOp& op) {
@@ -226,28 +306,6 @@ bool AsyncFd::try_read(ReadOp& op) {
   }
 }
 
-bool AsyncFd::try_write(WriteOp& op) {
-  if (!maybe_writable_) return false;
-  while (op.done < op.len) {
-    const char* p = op.data + op.done;
-    size_t left = op.len - op.done;
-    ssize_t n = kind_ == Kind::kStream ? ::send(raw_fd_, p, left, MSG_NOSIGNAL)
-                                       : ::write(raw_fd_, p, left);
-    if (n > 0) {
-      op.done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      maybe_writable_ = false;
-      return false;
-    }
-    op.error = n < 0 ? errno : EIO;
-    return true;
-  }
-  return true;
-}
-
 bool AsyncFd::try_accept(AcceptOp& op) {
   if (!maybe_readable_) return false;
   for (;;) {
@@ -279,19 +337,20 @@ void AsyncFd::on_readiness(uint32_t events) {
   // error also completes a waiting writer.
   if (events & (io_events::kWritable | io_events::kHangup | io_events::kError)) {
     maybe_writable_ = true;
-    if (writer_ != nullptr && try_write(*writer_)) resume(std::exchange(writer_, nullptr)->waiter);
+    flush_queue();
+    wake_writer();
     if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
   }
 }
 
 // --- completion mode ------------------------------------------------------------------------
 
-bool AsyncFd::submit(uint8_t op, absl::Span<const char> send_data) {
+bool AsyncFd::submit(uint8_t op) {
   const uint64_t token = with_op(token_.encode(), op);
   absl::Status s;
   switch (op) {
     case io_ops::kRecv: s = cio_->recv_multishot(raw_fd_, token); break;
-    case io_ops::kSend: s = cio_->send(raw_fd_, send_data, token); break;
+    case io_ops::kSend: s = cio_->sendmsg(raw_fd_, &send_msg_, token); break;
     case io_ops::kAccept: s = cio_->accept_multishot(raw_fd_, token); break;
     default: return false;
   }
@@ -396,23 +455,15 @@ void AsyncFd::on_recv(const PollEvent& event, bool final) {
 
 void AsyncFd::on_send(const PollEvent& event) {
   send_inflight_ = false;
-  WriteOp* op = writer_;
-  if (op == nullptr) return;  // cannot happen: a send is only in flight for a waiting writer
+  if (closing_) return;
   if (event.result > 0) {
-    op->done += static_cast<size_t>(event.result);
-    if (op->done < op->len) {
-      if (closing_) {
-        op->error = ECANCELED;
-      } else if (submit(io_ops::kSend, absl::MakeConstSpan(op->data + op->done, op->len - op->done))) {
-        return;  // a short send: the rest is on its way
-      } else {
-        op->error = ENOMEM;
-      }
-    }
+    write_queue_.consume(static_cast<size_t>(event.result));
   } else {
-    op->error = event.result < 0 ? -event.result : EIO;
+    write_error_ = event.result < 0 ? -event.result : EIO;
+    write_queue_.clear();
   }
-  resume(std::exchange(writer_, nullptr)->waiter);
+  flush_queue();
+  wake_writer();
 }
 
 void AsyncFd::on_accept(const PollEvent& event, bool final) {

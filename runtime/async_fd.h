@@ -15,22 +15,28 @@
 // - Completion (io_uring, for kStream and kListener). A stream keeps one multishot receive
 //   armed into the worker's provided-buffer ring; received chunks queue here (at most
 //   kMaxQueuedChunks, beyond which the receive is cancelled until the reader catches up) and
-//   read_some() copies out of them, returning each buffer to the ring once consumed. Sends are
-//   submitted and resubmitted after short completions. A listener keeps a multishot accept armed.
-//   Nothing is submitted directly: the worker's next poll submits everything in one system call.
+//   read_some() copies out of them, returning each buffer to the ring once consumed. A listener
+//   keeps a multishot accept armed. Nothing is submitted directly: the worker's next poll submits
+//   everything in one system call.
+//
+// Writes are buffered in both modes: bytes the kernel does not take at once wait in a WriteQueue
+// (owned memory, so io_uring never reads a caller's buffer) and go out as one writev/sendmsg of
+// up to kMaxIov blocks whenever the socket is writable (epoll) or the previous send completed
+// (io_uring). write() suspends only above the high-water mark: that is the backpressure.
 //
 // At most one reader (or acceptor) and one writer may wait at a time. close() cancels waiting
-// reads/accepts with ECANCELED at once. A waiting writer is resumed (with ECANCELED) only when
-// the kernel has finished with its buffer. The fd itself is closed, and its token released, only
-// after the last completion for it has arrived, so a late completion can never reach a handle
-// that reuses the slot (the generation check would drop it anyway). An AsyncFd::Ptr may be
-// destroyed at any time: with completions in flight the object lingers on its worker until they
-// arrive.
+// operations with ECANCELED at once and drops queued output (flush() first for an orderly
+// close). The fd itself is closed, and its token released, only after the last completion for it
+// has arrived, so a late completion can never reach a handle that reuses the slot (the
+// generation check would drop it anyway). An AsyncFd::Ptr may be destroyed at any time: with
+// completions in flight the object lingers on its worker until they arrive.
 //
 // Thread-safety: owner worker only (the worker that adopted it).
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <coroutine>
@@ -44,6 +50,7 @@
 #include "absl/types/span.h"
 #include "runtime/io_handle.h"
 #include "runtime/token.h"
+#include "runtime/write_queue.h"
 
 namespace shardloop {
 
@@ -83,8 +90,21 @@ class AsyncFd final : public IoHandle {
 
   // Reads what is available, at most buf.size() bytes; 0 means end of stream.
   ReadAwaiter read_some(absl::Span<char> buf);
-  // Writes all of `data` (which must stay valid until the co_await returns).
+  // Buffered write: hands `data` to the kernel as far as it takes it and queues the rest (the
+  // caller's bytes are copied; its buffer is free as soon as the co_await returns). Suspends
+  // only while more than the high-water mark is queued, until the queue drains below the
+  // low-water mark (backpressure). Fails with the error of an earlier write that failed.
+  WriteAwaiter write(absl::Span<const char> data);
+  // write(), then waits until the kernel has taken every queued byte.
   WriteAwaiter write_all(absl::Span<const char> data);
+  // Waits until the kernel has taken every queued byte.
+  WriteAwaiter flush();
+  size_t queued_write_bytes() const { return write_queue_.size(); }
+  // Backpressure thresholds for write(); high >= low.
+  void set_write_watermarks(size_t high, size_t low) {
+    write_high_water_ = high;
+    write_low_water_ = low < high ? low : high;
+  }
   // kListener: the next accepted connection, as a non-blocking close-on-exec fd, or the errno
   // that accepting failed with (EMFILE, ECANCELED once the listener is closed, ...).
   struct AcceptResult {
@@ -112,9 +132,10 @@ class AsyncFd final : public IoHandle {
     std::coroutine_handle<> waiter;
   };
   struct WriteOp {
+    enum class Until { kBelowHighWater, kFlushed };
     const char* data;
     size_t len;
-    size_t done;
+    Until until;
     int error;
     std::coroutine_handle<> waiter;
   };
@@ -140,8 +161,8 @@ class AsyncFd final : public IoHandle {
 
   class WriteAwaiter {
    public:
-    WriteAwaiter(AsyncFd* fd, absl::Span<const char> data)
-        : fd_(fd), op_{data.data(), data.size(), 0, 0, {}} {}
+    WriteAwaiter(AsyncFd* fd, absl::Span<const char> data, WriteOp::Until until)
+        : fd_(fd), op_{data.data(), data.size(), until, 0, {}} {}
     bool await_ready() { return fd_->start_write(op_); }
     void await_suspend(std::coroutine_handle<> h) {
       op_.waiter = h;
@@ -203,9 +224,13 @@ class AsyncFd final : public IoHandle {
   bool start_write(WriteOp& op);
   bool start_accept(AcceptOp& op);
 
+  // Writes (both modes): push queued bytes to the kernel; resume a writer whose wait is over.
+  void flush_queue();
+  bool write_done(const WriteOp& op, bool resuming) const;
+  void wake_writer();
+
   // Readiness mode.
   bool try_read(ReadOp& op);
-  bool try_write(WriteOp& op);
   bool try_accept(AcceptOp& op);
   void on_readiness(uint32_t events);
 
@@ -218,7 +243,7 @@ class AsyncFd final : public IoHandle {
   size_t take_chunks(char* dst, size_t len);
   bool read_from_queue(ReadOp& op);
   void update_recv();
-  bool submit(uint8_t op, absl::Span<const char> send_data = {});
+  bool submit(uint8_t op);
   void finish_close();
 
   void resume(std::coroutine_handle<> h);
@@ -239,6 +264,15 @@ class AsyncFd final : public IoHandle {
   bool maybe_writable_ = true;
   std::coroutine_handle<> read_ready_waiter_;
   std::coroutine_handle<> write_ready_waiter_;
+
+  // Writes.
+  static constexpr int kMaxIov = 16;
+  WriteQueue write_queue_;
+  int write_error_ = 0;  // sticky: the first error a flush met
+  size_t write_high_water_ = 256 * 1024;
+  size_t write_low_water_ = 64 * 1024;
+  iovec iov_[kMaxIov];
+  msghdr send_msg_{};  // completion mode: the sendmsg in flight points here
 
   // Completion mode.
   struct Chunk {

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <sys/socket.h>
+
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 
@@ -40,9 +42,9 @@ class CompletionIo {
   // chunk received while IORING_CQE_F_MORE is set; a completion without it ends the operation
   // (end of stream, error, -ENOBUFS, or cancellation).
   virtual absl::Status recv_multishot(int fd, uint64_t token) = 0;
-  // One send of `data` (MSG_NOSIGNAL); the result is the byte count, possibly short.
-  // `data` must stay valid until the completion arrives.
-  virtual absl::Status send(int fd, absl::Span<const char> data, uint64_t token) = 0;
+  // One sendmsg (MSG_NOSIGNAL) of the iovecs in `msg`; the result is the byte count, possibly
+  // short. `msg`, its iovecs and the bytes they point to must stay valid until the completion.
+  virtual absl::Status sendmsg(int fd, const msghdr* msg, uint64_t token) = 0;
   // Multishot accept; each completion's result is a new non-blocking, close-on-exec fd or -errno.
   virtual absl::Status accept_multishot(int fd, uint64_t token) = 0;
   // Requests cancellation of the operation tagged `token`; its final completion follows.

@@ -181,10 +181,10 @@ absl::Status UringPoller::recv_multishot(int fd, uint64_t token) {
   return absl::OkStatus();
 }
 
-absl::Status UringPoller::send(int fd, absl::Span<const char> data, uint64_t token) {
+absl::Status UringPoller::sendmsg(int fd, const msghdr* msg, uint64_t token) {
   auto sqe = next_sqe();
   if (!sqe.ok()) return sqe.status();
-  io_uring_prep_send(*sqe, fd, data.data(), data.size(), MSG_NOSIGNAL);
+  io_uring_prep_sendmsg(*sqe, fd, msg, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(*sqe, token);
   return absl::OkStatus();
 }

@@ -42,7 +42,7 @@ class UringPoller final : public Poller, public CompletionIo {
 
   // CompletionIo
   absl::Status recv_multishot(int fd, uint64_t token) override;
-  absl::Status send(int fd, absl::Span<const char> data, uint64_t token) override;
+  absl::Status sendmsg(int fd, const msghdr* msg, uint64_t token) override;
   absl::Status accept_multishot(int fd, uint64_t token) override;
   absl::Status cancel(uint64_t token) override;
   absl::Span<const char> buffer(uint16_t id, size_t length) override;

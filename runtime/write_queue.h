@@ -1,0 +1,46 @@
+// WriteQueue: bytes accepted by a buffered write but not yet taken by the kernel.
+//
+// A list of fixed-size blocks, allocated as bytes arrive and freed as the kernel takes them, so
+// an idle connection's queue owns no memory at all. gather() exposes the queued bytes as an
+// iovec array for one writev/sendmsg.
+//
+// Thread-safety: none; owned by one AsyncFd, touched only by its worker.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+
+#include "absl/types/span.h"
+
+namespace shardloop {
+
+class WriteQueue {
+ public:
+  // 16 KiB: a few blocks cover a typical socket send buffer's worth of backlog, and one block is
+  // small enough that a mostly idle connection with a little pending output stays cheap.
+  static constexpr size_t kBlockSize = 16 * 1024;
+
+  void append(absl::Span<const char> data);
+  // Fills up to `max` iovecs with the oldest queued bytes; returns how many were filled.
+  int gather(iovec* iov, int max) const;
+  // Drops the oldest `n` bytes (what the kernel took).
+  void consume(size_t n);
+  void clear();
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t begin = 0;
+    size_t end = 0;
+  };
+  std::deque<Block> blocks_;
+  size_t size_ = 0;
+};
+
+}  // namespace shardloop
