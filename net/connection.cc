@@ -5,8 +5,28 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
+#include <vector>
+
+#include "net/connection_tracker.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/worker.h"
 
 namespace shardloop::net {
+namespace {
+
+using std::chrono::nanoseconds;
+constexpr TimePoint kNever = TimePoint::max();
+
+nanoseconds to_ns(absl::Duration d) {
+  return d == absl::InfiniteDuration() ? nanoseconds::max() : absl::ToChronoNanoseconds(d);
+}
+
+TimePoint after(TimePoint t, nanoseconds d) {
+  return (t == TimePoint{} || d == nanoseconds::max() || t == kNever) ? kNever : t + d;
+}
+
+}  // namespace
 
 void configure_tcp_socket(int fd) {
   int one = 1;
@@ -14,10 +34,197 @@ void configure_tcp_socket(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-absl::Status Connection::shutdown_write() {
-  if (!valid()) return absl::FailedPreconditionError("shutdown_write on a closed connection");
-  if (::shutdown(fd_->fd(), SHUT_WR) != 0) return absl::ErrnoToStatus(errno, "shutdown(SHUT_WR)");
-  return absl::OkStatus();
+// Why waiting operations were interrupted, so their results can say so.
+enum class Interruption { kNone, kReadTimeout, kWriteTimeout, kIdle, kDeadline, kDraining };
+
+struct Connection::State {
+  AsyncFd::Ptr fd;
+  nanoseconds read_timeout, write_timeout, idle_timeout;
+  TimePoint last_activity{};     // set only when idle_timeout is finite
+  TimePoint read_waiting_since{};  // {} when no read waits
+  TimePoint write_waiting_since{};
+  TimePoint deadline = kNever;
+  TimerId timer = 0;
+  TimePoint timer_at = kNever;
+  Interruption read_interruption = Interruption::kNone;
+  Interruption write_interruption = Interruption::kNone;
+  ConnectionTracker* tracker = nullptr;
+
+  State(AsyncFd::Ptr f, const ConnectionOptions& o)
+      : fd(std::move(f)),
+        read_timeout(to_ns(o.read_timeout)),
+        write_timeout(to_ns(o.write_timeout)),
+        idle_timeout(to_ns(o.idle_timeout)) {
+    fd->set_write_watermarks(o.write_high_water, o.write_low_water);
+    if (idle_timeout != nanoseconds::max()) {
+      last_activity = Clock::now();
+      arm();
+    }
+  }
+
+  ~State() {
+    if (timer != 0) fd->worker()->cancel_timer(timer);
+    if (tracker != nullptr) tracker->remove(this);
+  }
+
+  void touch() {
+    if (idle_timeout != nanoseconds::max()) last_activity = Clock::now();
+  }
+
+  TimePoint next_check() const {
+    TimePoint next = deadline;
+    next = std::min(next, after(read_waiting_since, read_timeout));
+    next = std::min(next, after(write_waiting_since, write_timeout));
+    next = std::min(next, after(last_activity, idle_timeout));
+    return next;
+  }
+
+  // Lazy re-arm: the one timer moves only when a check is due earlier than it would fire.
+  void arm() {
+    if (fd->closed()) return;
+    TimePoint next = next_check();
+    if (next == kNever || (timer != 0 && timer_at <= next)) return;
+    Worker* w = fd->worker();
+    if (timer != 0) w->cancel_timer(timer);
+    timer_at = next;
+    timer = w->add_timer(next, [this] {
+      timer = 0;
+      timer_at = kNever;
+      on_timer();
+    });
+  }
+
+  void on_timer() {
+    const TimePoint now = Clock::now();
+    if (now >= deadline) {
+      read_interruption = write_interruption = Interruption::kDeadline;
+      abort_socket();
+      return;
+    }
+    if (now >= after(last_activity, idle_timeout)) {
+      read_interruption = write_interruption = Interruption::kIdle;
+      fd->close();
+      return;
+    }
+    if (now >= after(read_waiting_since, read_timeout)) {
+      read_interruption = Interruption::kReadTimeout;
+      read_waiting_since = {};
+      fd->interrupt_waiters(ETIMEDOUT, /*reads=*/true, /*writes=*/false);
+    }
+    if (now >= after(write_waiting_since, write_timeout)) {
+      write_interruption = Interruption::kWriteTimeout;
+      write_waiting_since = {};
+      fd->interrupt_waiters(ETIMEDOUT, /*reads=*/false, /*writes=*/true);
+    }
+    arm();
+  }
+
+  void abort_socket() {
+    if (fd->closed()) return;
+    linger lg{1, 0};  // close() then sends RST and drops unsent data
+    ::setsockopt(fd->fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    fd->close();
+  }
+
+  void drain() {
+    if (fd->closed()) return;
+    read_interruption = Interruption::kDraining;
+    fd->fail_blocking_reads(ESHUTDOWN);
+    fd->interrupt_waiters(ESHUTDOWN, /*reads=*/true, /*writes=*/false);
+  }
+
+  absl::Status explain(Interruption why, const absl::Status& original) const {
+    switch (why) {
+      case Interruption::kNone: return original;
+      case Interruption::kReadTimeout:
+        return absl::DeadlineExceededError(absl::StrCat(
+            "read timed out after ", absl::FormatDuration(absl::FromChrono(read_timeout))));
+      case Interruption::kWriteTimeout:
+        return absl::DeadlineExceededError(absl::StrCat(
+            "write timed out after ", absl::FormatDuration(absl::FromChrono(write_timeout))));
+      case Interruption::kIdle:
+        return absl::DeadlineExceededError(absl::StrCat(
+            "connection idle for ", absl::FormatDuration(absl::FromChrono(idle_timeout))));
+      case Interruption::kDeadline: return absl::DeadlineExceededError("connection deadline passed");
+      case Interruption::kDraining: return absl::CancelledError("connection draining");
+    }
+    return original;
+  }
+};
+
+// --- handle ---------------------------------------------------------------------------------
+
+Connection::Connection() = default;
+Connection::Connection(AsyncFd::Ptr fd, const ConnectionOptions& options)
+    : state_(std::make_unique<State>(std::move(fd), options)) {}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+Connection::~Connection() = default;
+
+bool Connection::valid() const { return state_ != nullptr && !state_->fd->closed(); }
+int Connection::fd() const { return state_ ? state_->fd->fd() : -1; }
+Worker* Connection::worker() const { return state_ ? state_->fd->worker() : nullptr; }
+size_t Connection::queued_write_bytes() const {
+  return state_ ? state_->fd->queued_write_bytes() : 0;
+}
+
+Connection::ReadAwaiter Connection::read(absl::Span<char> buf) { return ReadAwaiter(state_.get(), buf); }
+Connection::WriteAwaiter Connection::write(absl::Span<const char> data) {
+  return WriteAwaiter(state_.get(), state_->fd->write(data));
+}
+Connection::WriteAwaiter Connection::write_all(absl::Span<const char> data) {
+  return WriteAwaiter(state_.get(), state_->fd->write_all(data));
+}
+Connection::WriteAwaiter Connection::flush() {
+  return WriteAwaiter(state_.get(), state_->fd->flush());
+}
+
+Task<absl::Status> Connection::shutdown_write() {
+  if (!valid()) co_return absl::FailedPreconditionError("shutdown_write on a closed connection");
+  if (absl::Status s = co_await flush(); !s.ok()) co_return s;
+  if (::shutdown(fd(), SHUT_WR) != 0) co_return absl::ErrnoToStatus(errno, "shutdown(SHUT_WR)");
+  co_return absl::OkStatus();
+}
+
+Task<absl::Status> Connection::finish() {
+  if (!valid()) co_return absl::OkStatus();
+  absl::Status s = co_await flush();
+  close();
+  co_return s;
+}
+
+void Connection::abort() {
+  if (state_) state_->abort_socket();
+}
+
+void Connection::close() {
+  if (state_) state_->fd->close();
+}
+
+void Connection::set_deadline(absl::Time deadline) {
+  if (!state_) return;
+  state_->deadline = deadline == absl::InfiniteFuture()
+                         ? kNever
+                         : Clock::now() + absl::ToChronoNanoseconds(deadline - absl::Now());
+  state_->arm();
+}
+
+void Connection::drain() {
+  if (state_) state_->drain();
+}
+
+// --- tracker --------------------------------------------------------------------------------
+
+void ConnectionTracker::add(Connection& conn) {
+  if (!conn.state_) return;
+  conn.state_->tracker = this;
+  states_.insert(conn.state_.get());
+}
+
+size_t ConnectionTracker::drain_all() {
+  std::vector<Connection::State*> all(states_.begin(), states_.end());
+  for (Connection::State* s : all) s->drain();
+  return all.size();
 }
 
 namespace {
@@ -36,6 +243,56 @@ absl::StatusOr<Address> Connection::peer_address() const {
 
 absl::StatusOr<Address> Connection::local_address() const {
   return query_name(fd(), ::getsockname, "getsockname");
+}
+
+// --- awaiters -------------------------------------------------------------------------------
+
+Connection::ReadAwaiter::ReadAwaiter(State* s, absl::Span<char> buf)
+    : s_(s), inner_(s->fd->read_some(buf)) {}
+
+bool Connection::ReadAwaiter::await_ready() { return inner_.await_ready(); }
+
+void Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> h) {
+  if (s_->read_timeout != nanoseconds::max()) {
+    s_->read_waiting_since = Clock::now();
+    s_->arm();
+  }
+  inner_.await_suspend(h);
+}
+
+absl::StatusOr<size_t> Connection::ReadAwaiter::await_resume() {
+  s_->read_waiting_since = {};
+  absl::StatusOr<size_t> r = inner_.await_resume();
+  if (r.ok()) {
+    s_->touch();
+    return r;
+  }
+  Interruption why = s_->read_interruption;
+  if (why == Interruption::kReadTimeout) s_->read_interruption = Interruption::kNone;
+  return s_->explain(why, r.status());
+}
+
+bool Connection::WriteAwaiter::await_ready() {
+  bool ready = inner_.await_ready();
+  s_->touch();
+  return ready;
+}
+
+void Connection::WriteAwaiter::await_suspend(std::coroutine_handle<> h) {
+  if (s_->write_timeout != nanoseconds::max()) {
+    s_->write_waiting_since = Clock::now();
+    s_->arm();
+  }
+  inner_.await_suspend(h);
+}
+
+absl::Status Connection::WriteAwaiter::await_resume() {
+  s_->write_waiting_since = {};
+  absl::Status st = inner_.await_resume();
+  if (st.ok()) return st;
+  Interruption why = s_->write_interruption;
+  if (why == Interruption::kWriteTimeout) s_->write_interruption = Interruption::kNone;
+  return s_->explain(why, st);
 }
 
 }  // namespace shardloop::net

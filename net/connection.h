@@ -1,56 +1,127 @@
-// Connection: a connected stream socket owned by one worker, with awaitable I/O.
+// Connection: a connected stream socket owned by one worker, with awaitable I/O, backpressure,
+// timeouts and the closes a server needs.
 //
 //   absl::StatusOr<size_t> n = co_await conn.read(absl::MakeSpan(buf));   // 0: peer finished
-//   absl::Status s = co_await conn.write_all(reply);
-//   conn.close();
+//   absl::Status s = co_await conn.write(reply);        // buffered; waits only above high water
+//   co_await conn.shutdown_write();                     // flush, then FIN; reading goes on
+//   co_await conn.finish();                             // flush, then close
+//   conn.abort();                                       // RST, queued output dropped
 //
 // Sends use MSG_NOSIGNAL, so a peer that vanished yields an EPIPE/ECONNRESET status, never a
-// SIGPIPE. A Connection is a movable handle; the socket state behind it stays in place (the
-// poller's token points at it).
+// SIGPIPE.
 //
-// Thread-safety: owner worker only — the worker that accepted or dialed it. Moving the handle to
-// a coroutine on another worker is a bug (checked in debug builds).
+// Timeouts (ConnectionOptions), all off by default:
+// - read_timeout: a read that waits this long fails with DeadlineExceeded (the connection stays);
+// - write_timeout: likewise for a write or flush held up by backpressure;
+// - idle_timeout: no byte read or written for this long closes the connection;
+// - set_deadline(t): at t the connection is aborted and waiting operations fail with
+//   DeadlineExceeded. Servers set it per request, so a client that trickles one byte every few
+//   seconds (which keeps the other timers happy) cannot hold a connection forever.
+// One timer per connection is re-armed lazily (when it fires early), so requests that
+// complete in time cost a couple of clock reads and no timer operations.
+//
+// Thread-safety: owner worker only — the worker that accepted or dialed it. The handle is
+// movable within that worker.
 #pragma once
 
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "net/address.h"
 #include "runtime/async_fd.h"
+#include "runtime/task.h"
+#include "runtime/timer_queue.h"
 
 namespace shardloop::net {
 
+struct ConnectionOptions {
+  absl::Duration read_timeout = absl::InfiniteDuration();
+  absl::Duration write_timeout = absl::InfiniteDuration();
+  absl::Duration idle_timeout = absl::InfiniteDuration();
+  // Backpressure: write() suspends while more than `write_high_water` bytes are queued, until
+  // fewer than `write_low_water` remain.
+  size_t write_high_water = 256 * 1024;
+  size_t write_low_water = 64 * 1024;
+};
+
+class ConnectionTracker;
+
 class Connection {
  public:
-  Connection() = default;
-  explicit Connection(AsyncFd::Ptr fd) : fd_(std::move(fd)) {}
+  struct State;
 
-  bool valid() const { return fd_ != nullptr && !fd_->closed(); }
-  int fd() const { return fd_ ? fd_->fd() : -1; }
-  Worker* worker() const { return fd_ ? fd_->worker() : nullptr; }
+  Connection();
+  explicit Connection(AsyncFd::Ptr fd, const ConnectionOptions& options = {});
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  ~Connection();
+
+  bool valid() const;
+  int fd() const;
+  Worker* worker() const;
+  size_t queued_write_bytes() const;
+
+  class ReadAwaiter;
+  class WriteAwaiter;
 
   // Reads what is available (at most buf.size() bytes); 0 at end of stream.
-  AsyncFd::ReadAwaiter read(absl::Span<char> buf) { return fd_->read_some(buf); }
-  // Buffered write: copies what the kernel does not take at once into the connection's write
-  // queue and returns; suspends only while the queue is above its high-water mark.
-  AsyncFd::WriteAwaiter write(absl::Span<const char> data) { return fd_->write(data); }
+  ReadAwaiter read(absl::Span<char> buf);
+  // Buffered write: what the kernel does not take at once is copied into the connection's write
+  // queue; suspends only while the queue is above its high-water mark.
+  WriteAwaiter write(absl::Span<const char> data);
   // write(), then waits until the kernel has taken every byte.
-  AsyncFd::WriteAwaiter write_all(absl::Span<const char> data) { return fd_->write_all(data); }
+  WriteAwaiter write_all(absl::Span<const char> data);
   // Waits until the kernel has taken every queued byte.
-  AsyncFd::WriteAwaiter flush() { return fd_->flush(); }
+  WriteAwaiter flush();
 
-  // Sends FIN after what was written; reading stays possible.
-  absl::Status shutdown_write();
-  void close() {
-    if (fd_) fd_->close();
-  }
+  // Orderly half-close: flushes, then sends FIN. Reading stays possible.
+  Task<absl::Status> shutdown_write();
+  // Orderly close: flushes (bounded by write_timeout), then closes.
+  Task<absl::Status> finish();
+  // Abortive close: the peer gets RST, queued output is dropped.
+  void abort();
+  // Immediate close; queued output is dropped.
+  void close();
+
+  // Total deadline (see above); InfiniteFuture() clears it.
+  void set_deadline(absl::Time deadline);
+  // Makes reads that would wait fail with Cancelled("connection draining") from now on, and
+  // wakes a read that is waiting now. Data already received is still returned.
+  void drain();
 
   absl::StatusOr<Address> peer_address() const;
   absl::StatusOr<Address> local_address() const;
 
+  class ReadAwaiter {
+   public:
+    ReadAwaiter(State* s, absl::Span<char> buf);
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> h);
+    absl::StatusOr<size_t> await_resume();
+
+   private:
+    State* s_;
+    AsyncFd::ReadAwaiter inner_;
+  };
+
+  class WriteAwaiter {
+   public:
+    WriteAwaiter(State* s, AsyncFd::WriteAwaiter inner) : s_(s), inner_(inner) {}
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> h);
+    absl::Status await_resume();
+
+   private:
+    State* s_;
+    AsyncFd::WriteAwaiter inner_;
+  };
+
  private:
-  AsyncFd::Ptr fd_;
+  friend class ConnectionTracker;
+  std::unique_ptr<State> state_;
 };
 
 // Applies the options every TCP socket of ours gets (TCP_NODELAY for request/response traffic).

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "net/connection_tracker.h"
 #include "net/cpu_steering.h"
 #include "runtime/log.h"
 #include "runtime/sleep.h"
@@ -18,11 +19,16 @@ namespace shardloop::net {
 // One worker's listening socket. `closing` and `listener` are owner-only (the shard's worker);
 // the counters are written by the owner and read by stats() from any thread.
 struct Server::Shard {
+  Server* server = nullptr;
   size_t worker = 0;
   int fd = -1;  // the raw socket until the accept loop adopts it
   std::shared_ptr<const ConnectionHandler> handler;
   bool closing = false;
   AsyncFd* listener = nullptr;  // owned by the accept loop's frame
+  ConnectionTracker connections;
+  ConnectionOptions connection_options;
+  size_t max_connections = 0;
+  bool draining = false;
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> accept_errors{0};
 
@@ -37,7 +43,7 @@ namespace {
 // Accepting this many in a row before yielding lets handlers of fresh connections run (and the
 // worker poll) during a connection storm.
 constexpr int kAcceptBatch = 64;
-constexpr auto kMinBackoff = std::chrono::milliseconds(10);
+constexpr auto kMinBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(500);
 
 RateLimiter g_accept_error_log{std::chrono::seconds(1)};
@@ -74,6 +80,16 @@ absl::StatusOr<int> open_listener(const Address& address, int backlog) {
   return fd;
 }
 
+}  // namespace
+
+// Runs one connection's handler and keeps the server's books on it.
+Task<void> run_connection(std::shared_ptr<Server::Shard> shard, Connection conn) {
+  shard->connections.add(conn);
+  if (shard->draining) conn.drain();
+  co_await (*shard->handler)(std::move(conn));
+  shard->server->open_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
   if (shard->closing) co_return;  // ~Shard closes the socket
   // adopt() owns the fd from here on, and closes it itself if registration fails.
@@ -92,11 +108,19 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
     AsyncFd::AcceptResult accepted = co_await listener->accept();
     if (accepted.ok()) {
       backoff = std::chrono::milliseconds(0);
+      Server* server = shard->server;
+      if (shard->max_connections != 0 &&
+          server->open_.load(std::memory_order_relaxed) >= shard->max_connections) {
+        ::close(accepted.fd);  // the refusal: the client sees its connection closed at once
+        server->refused_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       configure_tcp_socket(accepted.fd);
       auto conn = AsyncFd::adopt(accepted.fd, AsyncFd::Kind::kStream);
       if (conn.ok()) {
         shard->accepted.fetch_add(1, std::memory_order_relaxed);
-        spawn((*shard->handler)(Connection(std::move(*conn))));
+        server->open_.fetch_add(1, std::memory_order_relaxed);
+        spawn(run_connection(shard, Connection(std::move(*conn), shard->connection_options)));
       }
       if (++batch == kAcceptBatch) {
         batch = 0;
@@ -128,7 +152,6 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
   shard->listener = nullptr;
 }
 
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const Address& address,
                                                        ConnectionHandler handler,
@@ -151,6 +174,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
       bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
     }
     auto shard = std::make_shared<Shard>();
+    shard->server = server.get();
+    shard->connection_options = options.connection;
+    shard->max_connections = options.max_connections;
     shard->worker = w;
     shard->fd = *fd;
     shard->handler = shared_handler;
@@ -176,7 +202,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
     runtime.spawn_on(shard->worker, [shard] { return accept_loop(shard); });
   }
   Server* raw = server.get();
-  server->drain_hook_ = runtime.add_drain_hook([raw] { raw->close(); });
+  server->drain_hook_ = runtime.add_drain_hook([raw] { raw->drain(); });
   return server;
 }
 
@@ -197,12 +223,27 @@ void Server::close() {
   }
 }
 
+void Server::drain() {
+  close();
+  if (!runtime_.running()) return;
+  for (auto& shard : shards_) {
+    runtime_.post_to(shard->worker, [shard] {
+      shard->draining = true;
+      size_t n = shard->connections.drain_all();
+      shard->server->drained_.fetch_add(n, std::memory_order_relaxed);
+    });
+  }
+}
+
 ServerStats Server::stats() const {
   ServerStats s;
   for (const auto& shard : shards_) {
     s.accepted.push_back(shard->accepted.load(std::memory_order_relaxed));
     s.accept_errors += shard->accept_errors.load(std::memory_order_relaxed);
   }
+  s.refused = refused_.load(std::memory_order_relaxed);
+  s.open = open_.load(std::memory_order_relaxed);
+  s.drained = drained_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -9,8 +9,12 @@
 // worker.
 //
 // Accept errors: EMFILE/ENFILE/ENOBUFS/ENOMEM pause that worker's accepting with exponential
-// backoff (10 ms doubling to 500 ms) and one log line per second, never a busy loop; transient
-// per-connection errors (ECONNABORTED, EPROTO, EPERM) are skipped.
+// backoff (50 ms doubling to 500 ms: at most 20 attempts a second) and one log line per second,
+// never a busy loop; transient per-connection errors (ECONNABORTED, EPROTO, EPERM) are skipped.
+//
+// Drain (Runtime::drain): every shard closes its listening socket at once, and every open
+// connection is drained (Connection::drain): a handler waiting for the next request gets
+// Cancelled and ends, one that is busy finishes what it has read and then ends the same way.
 //
 // Thread-safety: listen(), close(), stats() and the destructor from any thread that is not a
 // worker. The handler is called concurrently on every worker, so it must be safe to call so.
@@ -44,11 +48,19 @@ struct ServerOptions {
   // kCpu wants a runtime with pin_cpus; where the kernel refuses the steering program, the
   // server logs why and keeps kHash.
   Steering steering = Steering::kHash;
+  // Applied to every accepted connection.
+  ConnectionOptions connection;
+  // Most connections open at once across all workers (0: no limit). Beyond it a new connection
+  // is accepted and closed at once, and counted in ServerStats::refused.
+  size_t max_connections = 0;
 };
 
 struct ServerStats {
   std::vector<uint64_t> accepted;  // per worker
-  uint64_t accept_errors = 0;      // resource-exhaustion pauses, all workers
+  uint64_t accept_errors = 0;      // accept failures from fd/memory exhaustion, all workers
+  uint64_t refused = 0;            // closed at once because max_connections was reached
+  uint64_t open = 0;               // connections whose handler is still running
+  uint64_t drained = 0;            // connections told to drain by Runtime::drain()
 };
 
 class Server {
@@ -68,6 +80,8 @@ class Server {
   // Stops accepting on every worker; connections already accepted are unaffected. Asynchronous:
   // each worker closes its socket in its next loop iteration. Idempotent.
   void close();
+  // close(), and drains every open connection (see above). Runtime::drain() calls this.
+  void drain();
   ServerStats stats() const;
 
   struct Shard;
@@ -81,6 +95,13 @@ class Server {
   std::vector<std::shared_ptr<Shard>> shards_;
   uint64_t drain_hook_ = 0;
   std::atomic<bool> closed_{false};
+  // Connections open across all workers (relaxed: a limit and a statistic, not a sync point).
+  std::atomic<uint64_t> open_{0};
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> drained_{0};
+  friend struct Shard;
+  friend Task<void> run_connection(std::shared_ptr<Shard> shard, Connection conn);
+  friend Task<void> accept_loop(std::shared_ptr<Shard> shard);
 };
 
 }  // namespace shardloop::net

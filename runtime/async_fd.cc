@@ -166,10 +166,33 @@ bool AsyncFd::start_read(ReadOp& op) {
     op.result = -EBADF;
     return true;
   }
-  if (cio_ == nullptr) return try_read(op);
-  if (read_from_queue(op)) return true;
-  update_recv();
-  return false;
+  bool done;
+  if (cio_ == nullptr) {
+    done = try_read(op);
+  } else {
+    done = read_from_queue(op);
+    if (!done) update_recv();
+  }
+  if (!done && fail_blocking_reads_ != 0) {
+    op.result = -fail_blocking_reads_;
+    return true;
+  }
+  return done;
+}
+
+void AsyncFd::interrupt_waiters(int err, bool reads, bool writes) {
+  if (reads && reader_ != nullptr) {
+    reader_->result = -err;
+    resume(std::exchange(reader_, nullptr)->waiter);
+  }
+  if (reads && acceptor_ != nullptr) {
+    acceptor_->result = -err;
+    resume(std::exchange(acceptor_, nullptr)->waiter);
+  }
+  if (writes && writer_ != nullptr) {
+    writer_->error = err;
+    resume(std::exchange(writer_, nullptr)->waiter);
+  }
 }
 
 bool AsyncFd::start_write(WriteOp& op) {

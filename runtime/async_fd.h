@@ -118,6 +118,13 @@ class AsyncFd final : public IoHandle {
   ReadinessAwaiter readable();
   ReadinessAwaiter writable();
 
+  // Resumes a waiting reader or acceptor (`reads`) and/or writer (`writes`) with `err` (e.g.
+  // ETIMEDOUT) without closing. Completion-mode receives and queued output are unaffected.
+  void interrupt_waiters(int err, bool reads, bool writes);
+  // From now on a read that finds nothing to return fails with `err` instead of waiting (0 turns
+  // this off). Reads of data already received still succeed. Used to drain idle connections.
+  void fail_blocking_reads(int err) { fail_blocking_reads_ = err; }
+
   // Cancels waiters, deregisters and (once nothing is in flight) closes. Idempotent.
   void close();
   // kFile only: deregisters and returns the fd without closing it (waiters are cancelled).
@@ -255,6 +262,7 @@ class AsyncFd final : public IoHandle {
   CompletionIo* cio_;  // non-null in completion mode
   Token token_;
 
+  int fail_blocking_reads_ = 0;
   ReadOp* reader_ = nullptr;
   WriteOp* writer_ = nullptr;
   AcceptOp* acceptor_ = nullptr;
