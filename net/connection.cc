@@ -168,7 +168,12 @@ size_t Connection::queued_write_bytes() const {
   return state_ ? state_->fd->queued_write_bytes() : 0;
 }
 
-Connection::ReadAwaiter Connection::read(absl::Span<char> buf) { return ReadAwaiter(state_.get(), buf); }
+Connection::ReadAwaiter Connection::read(absl::Span<char> buf) {
+  return ReadAwaiter(state_.get(), state_->fd->read_some(buf));
+}
+Connection::ReadChunkAwaiter Connection::read_chunk() {
+  return ReadChunkAwaiter(state_.get(), state_->fd->read_chunk());
+}
 Connection::WriteAwaiter Connection::write(absl::Span<const char> data) {
   return WriteAwaiter(state_.get(), state_->fd->write(data));
 }
@@ -247,29 +252,23 @@ absl::StatusOr<Address> Connection::local_address() const {
 
 // --- awaiters -------------------------------------------------------------------------------
 
-Connection::ReadAwaiter::ReadAwaiter(State* s, absl::Span<char> buf)
-    : s_(s), inner_(s->fd->read_some(buf)) {}
-
-bool Connection::ReadAwaiter::await_ready() { return inner_.await_ready(); }
-
-void Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> h) {
-  if (s_->read_timeout != nanoseconds::max()) {
-    s_->read_waiting_since = Clock::now();
-    s_->arm();
+void Connection::read_waits(State* s) {
+  if (s->read_timeout != nanoseconds::max()) {
+    s->read_waiting_since = Clock::now();
+    s->arm();
   }
-  inner_.await_suspend(h);
 }
 
-absl::StatusOr<size_t> Connection::ReadAwaiter::await_resume() {
-  s_->read_waiting_since = {};
-  absl::StatusOr<size_t> r = inner_.await_resume();
-  if (r.ok()) {
-    s_->touch();
-    return r;
-  }
-  Interruption why = s_->read_interruption;
-  if (why == Interruption::kReadTimeout) s_->read_interruption = Interruption::kNone;
-  return s_->explain(why, r.status());
+void Connection::read_done(State* s) {
+  s->read_waiting_since = {};
+  s->touch();
+}
+
+absl::Status Connection::read_failed(State* s, const absl::Status& status) {
+  s->read_waiting_since = {};
+  Interruption why = s->read_interruption;
+  if (why == Interruption::kReadTimeout) s->read_interruption = Interruption::kNone;
+  return s->explain(why, status);
 }
 
 bool Connection::WriteAwaiter::await_ready() {

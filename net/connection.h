@@ -24,7 +24,9 @@
 // movable within that worker.
 #pragma once
 
+#include <coroutine>
 #include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -64,11 +66,15 @@ class Connection {
   Worker* worker() const;
   size_t queued_write_bytes() const;
 
-  class ReadAwaiter;
+  template <typename Inner>
+  class TimedRead;
   class WriteAwaiter;
 
   // Reads what is available (at most buf.size() bytes); 0 at end of stream.
-  ReadAwaiter read(absl::Span<char> buf);
+  TimedRead<AsyncFd::ReadAwaiter> read(absl::Span<char> buf);
+  // Zero-copy read: the next bytes received, as a view valid until the caller's next co_await
+  // (an empty view at end of stream). See AsyncFd::read_chunk().
+  TimedRead<AsyncFd::ReadChunkAwaiter> read_chunk();
   // Buffered write: what the kernel does not take at once is copied into the connection's write
   // queue; suspends only while the queue is above its high-water mark.
   WriteAwaiter write(absl::Span<const char> data);
@@ -95,17 +101,31 @@ class Connection {
   absl::StatusOr<Address> peer_address() const;
   absl::StatusOr<Address> local_address() const;
 
-  class ReadAwaiter {
+  // Wraps a read awaiter of AsyncFd with the connection's timeouts and error reporting.
+  template <typename Inner>
+  class TimedRead {
    public:
-    ReadAwaiter(State* s, absl::Span<char> buf);
-    bool await_ready();
-    void await_suspend(std::coroutine_handle<> h);
-    absl::StatusOr<size_t> await_resume();
+    TimedRead(State* s, Inner inner) : s_(s), inner_(inner) {}
+    bool await_ready() { return inner_.await_ready(); }
+    void await_suspend(std::coroutine_handle<> h) {
+      read_waits(s_);
+      inner_.await_suspend(h);
+    }
+    auto await_resume() -> decltype(std::declval<Inner&>().await_resume()) {
+      auto r = inner_.await_resume();
+      if (r.ok()) {
+        read_done(s_);
+        return r;
+      }
+      return read_failed(s_, r.status());
+    }
 
    private:
     State* s_;
-    AsyncFd::ReadAwaiter inner_;
+    Inner inner_;
   };
+  using ReadAwaiter = TimedRead<AsyncFd::ReadAwaiter>;
+  using ReadChunkAwaiter = TimedRead<AsyncFd::ReadChunkAwaiter>;
 
   class WriteAwaiter {
    public:
@@ -121,6 +141,9 @@ class Connection {
 
  private:
   friend class ConnectionTracker;
+  static void read_waits(State* s);
+  static void read_done(State* s);
+  static absl::Status read_failed(State* s, const absl::Status& status);
   std::unique_ptr<State> state_;
 };
 

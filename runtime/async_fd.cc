@@ -93,6 +93,7 @@ void AsyncFd::close() {
   if (recv_armed_ && !recv_cancelling_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kRecv));
   if (accept_armed_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kAccept));
   if (send_inflight_) (void)cio_->cancel(with_op(token_.encode(), io_ops::kSend));
+  return_lent_buffer();
   for (size_t i = chunk_head_; i < chunks_.size(); ++i) cio_->recycle_buffer(chunks_[i].id);
   chunks_.clear();
   chunk_head_ = 0;
@@ -134,6 +135,7 @@ int AsyncFd::release() {
 }
 
 AsyncFd::ReadAwaiter AsyncFd::read_some(absl::Span<char> buf) { return ReadAwaiter(this, buf); }
+AsyncFd::ReadChunkAwaiter AsyncFd::read_chunk() { return ReadChunkAwaiter(this); }
 AsyncFd::WriteAwaiter AsyncFd::write(absl::Span<const char> data) {
   return WriteAwaiter(this, data, WriteOp::Until::kBelowHighWater);
 }
@@ -170,6 +172,7 @@ bool AsyncFd::start_read(ReadOp& op) {
   if (cio_ == nullptr) {
     done = try_read(op);
   } else {
+    return_lent_buffer();
     done = read_from_queue(op);
     if (!done) update_recv();
   }
@@ -310,6 +313,15 @@ bool AsyncFd::start_accept(AcceptOp& op) {
 
 bool AsyncFd::try_read(ReadOp& op) {
   if (!maybe_readable_) return false;
+  if (op.buf == nullptr) {
+    // read_chunk(): into the worker's scratch buffer, which the view then points at.
+    absl::Span<char> scratch = worker_->scratch();
+    op.view = scratch.data();
+    ReadOp inner{scratch.data(), scratch.size(), 0, {}, nullptr};
+    if (!try_read(inner)) return false;
+    op.result = inner.result;
+    return true;
+  }
   for (;;) {
     ssize_t n = kind_ == Kind::kStream ? ::recv(raw_fd_, op.buf, op.len, 0)
                                        : ::read(raw_fd_, op.buf, op.len);
@@ -348,21 +360,27 @@ bool AsyncFd::try_accept(AcceptOp& op) {
 }
 
 void AsyncFd::on_readiness(uint32_t events) {
-  if (events & (io_events::kReadable | io_events::kHangup | io_events::kError)) {
-    maybe_readable_ = true;
-    if (reader_ != nullptr && try_read(*reader_)) resume(std::exchange(reader_, nullptr)->waiter);
-    if (acceptor_ != nullptr && try_accept(*acceptor_)) {
-      resume(std::exchange(acceptor_, nullptr)->waiter);
-    }
-    if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
-  }
-  // A write to a closed or failed socket returns the error instead of EAGAIN, so a hang-up or
-  // error also completes a waiting writer.
+  // A hang-up or error also completes waiting writes: the next send reports it.
   if (events & (io_events::kWritable | io_events::kHangup | io_events::kError)) {
     maybe_writable_ = true;
     flush_queue();
     wake_writer();
     if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+  }
+  if (!(events & (io_events::kReadable | io_events::kHangup | io_events::kError))) return;
+  maybe_readable_ = true;
+  if (acceptor_ != nullptr && try_accept(*acceptor_)) resume(std::exchange(acceptor_, nullptr)->waiter);
+  if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
+  if (reader_ != nullptr && try_read(*reader_)) {
+    ReadOp* op = std::exchange(reader_, nullptr);
+    if (op->buf != nullptr) {
+      resume(op->waiter);
+    } else {
+      // A read_chunk() view points into the worker's scratch buffer, which the next event of
+      // this batch may overwrite: the reader runs now, before anything else. This must be the
+      // last thing done here, since the reader may close and free this AsyncFd.
+      op->waiter.resume();
+    }
   }
 }
 
@@ -406,7 +424,27 @@ size_t AsyncFd::take_chunks(char* dst, size_t len) {
   return n;
 }
 
+void AsyncFd::lend_chunk(ReadOp& op) {
+  Chunk& c = chunks_[chunk_head_];
+  op.view = cio_->buffer(c.id, c.length).data() + c.offset;
+  op.result = static_cast<ssize_t>(c.length - c.offset);
+  lent_buffer_ = c.id;
+  if (++chunk_head_ == chunks_.size()) {
+    chunks_.clear();
+    chunk_head_ = 0;
+  }
+}
+
+void AsyncFd::return_lent_buffer() {
+  if (lent_buffer_ >= 0) cio_->recycle_buffer(static_cast<uint16_t>(std::exchange(lent_buffer_, -1)));
+}
+
 bool AsyncFd::read_from_queue(ReadOp& op) {
+  if (queued_chunks() > 0 && op.buf == nullptr) {
+    lend_chunk(op);
+    update_recv();
+    return true;
+  }
   if (queued_chunks() > 0) {
     op.result = static_cast<ssize_t>(take_chunks(op.buf, op.len));
     update_recv();
@@ -516,6 +554,13 @@ void AsyncFd::on_accept(const PollEvent& event, bool final) {
 
 absl::StatusOr<size_t> AsyncFd::ReadAwaiter::await_resume() {
   if (op_.result >= 0) return static_cast<size_t>(op_.result);
+  int err = static_cast<int>(-op_.result);
+  if (err == ECANCELED) return absl::CancelledError("read cancelled: the fd was closed");
+  return absl::ErrnoToStatus(err, "read");
+}
+
+absl::StatusOr<absl::Span<const char>> AsyncFd::ReadChunkAwaiter::await_resume() {
+  if (op_.result >= 0) return absl::MakeConstSpan(op_.view, static_cast<size_t>(op_.result));
   int err = static_cast<int>(-op_.result);
   if (err == ECANCELED) return absl::CancelledError("read cancelled: the fd was closed");
   return absl::ErrnoToStatus(err, "read");

@@ -90,6 +90,13 @@ class AsyncFd final : public IoHandle {
 
   // Reads what is available, at most buf.size() bytes; 0 means end of stream.
   ReadAwaiter read_some(absl::Span<char> buf);
+  class ReadChunkAwaiter;
+  // Zero-copy read: the next bytes received, as a view that stays valid until the caller's next
+  // co_await (or next read on this fd). On epoll the bytes land in the worker's scratch buffer,
+  // on io_uring the view points into the provided buffer itself, which goes back to the ring at
+  // the next read. An empty view means end of stream. An idle connection that reads this way
+  // holds no receive buffer of its own.
+  ReadChunkAwaiter read_chunk();
   // Buffered write: hands `data` to the kernel as far as it takes it and queues the rest (the
   // caller's bytes are copied; its buffer is free as soon as the co_await returns). Suspends
   // only while more than the high-water mark is queued, until the queue drains below the
@@ -133,10 +140,11 @@ class AsyncFd final : public IoHandle {
   void on_io(const PollEvent& event) override;
 
   struct ReadOp {
-    char* buf;
+    char* buf;       // nullptr: a read_chunk(), which returns a view in `view`
     size_t len;
     ssize_t result;  // bytes, or -errno
     std::coroutine_handle<> waiter;
+    const char* view = nullptr;
   };
   struct WriteOp {
     enum class Until { kBelowHighWater, kFlushed };
@@ -160,6 +168,21 @@ class AsyncFd final : public IoHandle {
       fd_->reader_ = &op_;
     }
     absl::StatusOr<size_t> await_resume();
+
+   private:
+    AsyncFd* fd_;
+    ReadOp op_;
+  };
+
+  class ReadChunkAwaiter {
+   public:
+    explicit ReadChunkAwaiter(AsyncFd* fd) : fd_(fd), op_{nullptr, 0, 0, {}, nullptr} {}
+    bool await_ready() { return fd_->start_read(op_); }
+    void await_suspend(std::coroutine_handle<> h) {
+      op_.waiter = h;
+      fd_->reader_ = &op_;
+    }
+    absl::StatusOr<absl::Span<const char>> await_resume();
 
    private:
     AsyncFd* fd_;
@@ -238,6 +261,7 @@ class AsyncFd final : public IoHandle {
 
   // Readiness mode.
   bool try_read(ReadOp& op);
+  bool try_read_chunk(ReadOp& op);
   bool try_accept(AcceptOp& op);
   void on_readiness(uint32_t events);
 
@@ -248,6 +272,8 @@ class AsyncFd final : public IoHandle {
   void on_accept(const PollEvent& event, bool final);
   size_t queued_chunks() const { return chunks_.size() - chunk_head_; }
   size_t take_chunks(char* dst, size_t len);
+  void lend_chunk(ReadOp& op);
+  void return_lent_buffer();
   bool read_from_queue(ReadOp& op);
   void update_recv();
   bool submit(uint8_t op);
@@ -290,6 +316,7 @@ class AsyncFd final : public IoHandle {
   };
   std::vector<Chunk> chunks_;
   size_t chunk_head_ = 0;
+  int lent_buffer_ = -1;  // buffer id a read_chunk() view points into; recycled at the next read
   int recv_end_ = 0;  // 0: open; 1: end of stream; < 0: -errno (reported once the queue drains)
   bool recv_armed_ = false;
   bool recv_cancelling_ = false;

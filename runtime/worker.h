@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "runtime/fd_registry.h"
 #include "runtime/inbox.h"
 #include "runtime/poller.h"
@@ -85,6 +86,13 @@ class Worker {
 
   void assert_owner() const;
 
+  // A buffer for readiness-mode zero-copy reads (AsyncFd::read_chunk), shared by every
+  // connection of this worker: its contents are valid only until the reader's next co_await.
+  absl::Span<char> scratch() {
+    if (scratch_.empty()) scratch_.resize(kScratchBytes);
+    return absl::MakeSpan(scratch_);
+  }
+
   // --- any thread ---------------------------------------------------------------------------
   // Runs `fn` on this worker. Messages posted after the worker stopped are destroyed unrun.
   void post(Inbox::Message fn);
@@ -122,6 +130,9 @@ class Worker {
   std::vector<PollEvent> events_;
   std::vector<Inbox::Message> inbox_batch_;
   absl::flat_hash_set<AsyncFd*> lingering_;
+  // 64 KiB: a receive this large amortises the syscall well past the point of diminishing returns.
+  static constexpr size_t kScratchBytes = 64 * 1024;
+  std::vector<char> scratch_;
 
   // Shared with other threads.
   Inbox inbox_;

@@ -5,11 +5,11 @@
 namespace shardloop::examples {
 
 Task<void> serve_echo(net::Connection conn) {
-  auto buf = std::make_unique<char[]>(kEchoBufferSize);
   for (;;) {
-    auto n = co_await conn.read(absl::MakeSpan(buf.get(), kEchoBufferSize));
-    if (!n.ok() || *n == 0) break;  // error or peer finished: either way, done
-    if (!(co_await conn.write(absl::MakeConstSpan(buf.get(), *n))).ok()) break;
+    auto chunk = co_await conn.read_chunk();
+    if (!chunk.ok() || chunk->empty()) break;  // error or peer finished: either way, done
+    // write() copies what the socket does not take at once, so the chunk may be reused after.
+    if (!(co_await conn.write(*chunk)).ok()) break;
   }
   (void)co_await conn.flush();  // an orderly close: what was echoed goes out first
   conn.close();

@@ -1,4 +1,6 @@
 // The echo service: writes back every byte it reads, until the peer finishes or fails.
+// It reads with read_chunk() and writes with the buffered write(), so a connection owns no
+// buffer while it waits: idle connections cost only their coroutine frame and socket state.
 // Used by examples/echo_server and by the integration tests.
 #pragma once
 
@@ -6,10 +8,6 @@
 #include "runtime/task.h"
 
 namespace shardloop::examples {
-
-// Reads into a buffer of this size per connection. 16 KiB keeps syscalls per byte low for bulk
-// echo; idle-memory work (per-worker scratch buffers) belongs to the connection layer.
-inline constexpr size_t kEchoBufferSize = 16 * 1024;
 
 Task<void> serve_echo(net::Connection conn);
 

@@ -184,7 +184,7 @@ TEST_P(BackendTest, SlowReaderGetsEveryByte) {
     auto conn = co_await net::dial(addr);
     if (!conn.ok()) co_return;
     (void)co_await conn->write_all(absl::MakeConstSpan(data));
-    (void)conn->shutdown_write();
+    (void)co_await conn->shutdown_write();
     conn->close();
   });
   auto [n, sum] = received.get_future().get();
