@@ -326,8 +326,10 @@ bool AsyncFd::try_read(ReadOp& op) {
     ssize_t n = kind_ == Kind::kStream ? ::recv(raw_fd_, op.buf, op.len, 0)
                                        : ::read(raw_fd_, op.buf, op.len);
     if (n >= 0) {
-      // A short read drained the socket; the next byte to arrive raises a new edge.
-      if (n > 0 && static_cast<size_t>(n) < op.len) maybe_readable_ = false;
+      // A short read drained the socket; the next byte to arrive raises a new edge. Not so for a
+      // FIN that had already arrived (reported with the same edge): after a hang-up, read on
+      // until the syscall itself says end of stream or EAGAIN.
+      if (n > 0 && static_cast<size_t>(n) < op.len && !peer_hung_up_) maybe_readable_ = false;
       op.result = n;
       return true;
     }
@@ -369,6 +371,7 @@ void AsyncFd::on_readiness(uint32_t events) {
   }
   if (!(events & (io_events::kReadable | io_events::kHangup | io_events::kError))) return;
   maybe_readable_ = true;
+  if (events & (io_events::kHangup | io_events::kError)) peer_hung_up_ = true;
   if (acceptor_ != nullptr && try_accept(*acceptor_)) resume(std::exchange(acceptor_, nullptr)->waiter);
   if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
   if (reader_ != nullptr && try_read(*reader_)) {

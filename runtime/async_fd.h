@@ -296,6 +296,7 @@ class AsyncFd final : public IoHandle {
   // Readiness mode.
   bool maybe_readable_ = true;
   bool maybe_writable_ = true;
+  bool peer_hung_up_ = false;  // a hang-up was reported: short reads no longer imply "drained"
   std::coroutine_handle<> read_ready_waiter_;
   std::coroutine_handle<> write_ready_waiter_;
 

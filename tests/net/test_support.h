@@ -3,9 +3,18 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <vector>
+
+#include "net/address.h"
+#include "net/connection.h"
+#include "runtime/runtime.h"
+#include "runtime/sleep.h"
+#include "runtime/task.h"
 
 namespace shardloop::testing {
 
@@ -31,5 +40,46 @@ inline constexpr int kSanitizerScale = 4;
 #else
 inline constexpr int kSanitizerScale = 1;
 #endif
+
+inline net::Address loopback_any() { return *net::Address::parse("127.0.0.1:0"); }
+
+inline std::vector<char> random_bytes(size_t n, uint64_t seed) {
+  std::vector<char> v(n);
+  std::mt19937_64 rng(seed);
+  for (char& c : v) c = static_cast<char>(rng());
+  return v;
+}
+
+// Writes `data` while reading the echo back (concurrently, so a large message cannot deadlock
+// against its own echo); true when every byte came back in order.
+inline Task<bool> echo_round_trip(net::Connection& conn, const std::vector<char>& data) {
+  bool written = false, write_ok = false;
+  spawn([](net::Connection* c, const std::vector<char>* d, bool* done, bool* ok) -> Task<void> {
+    *ok = (co_await c->write_all(absl::MakeConstSpan(*d))).ok();
+    *done = true;
+  }(&conn, &data, &written, &write_ok));
+  std::vector<char> in(32 * 1024);
+  size_t got = 0;
+  bool same = true;
+  while (got < data.size()) {
+    auto n = co_await conn.read(absl::MakeSpan(in.data(), std::min(in.size(), data.size() - got)));
+    if (!n.ok() || *n == 0) break;
+    if (std::memcmp(in.data(), data.data() + got, *n) != 0) same = false;
+    got += *n;
+  }
+  while (!written) co_await yield_now();  // the writer points into this frame
+  co_return same && write_ok && got == data.size();
+}
+
+// Polls `done` every 5 ms for up to `limit`; returns its last value.
+template <typename Pred>
+bool wait_until(Pred done, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 }  // namespace shardloop::testing

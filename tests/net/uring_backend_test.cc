@@ -23,35 +23,9 @@ namespace {
 
 using net::Address;
 using net::Connection;
-
-Address loopback_any() { return *Address::parse("127.0.0.1:0"); }
-
-std::vector<char> random_bytes(size_t n, uint64_t seed) {
-  std::vector<char> v(n);
-  std::mt19937_64 rng(seed);
-  for (char& c : v) c = static_cast<char>(rng());
-  return v;
-}
-
-// Writes `data` while reading the echo back; true when every byte came back in order.
-Task<bool> echo_round_trip(Connection& conn, const std::vector<char>& data) {
-  bool written = false, write_ok = false;
-  spawn([](Connection* c, const std::vector<char>* d, bool* done, bool* ok) -> Task<void> {
-    *ok = (co_await c->write_all(absl::MakeConstSpan(*d))).ok();
-    *done = true;
-  }(&conn, &data, &written, &write_ok));
-  std::vector<char> in(32 * 1024);
-  size_t got = 0;
-  bool same = true;
-  while (got < data.size()) {
-    auto n = co_await conn.read(absl::MakeSpan(in.data(), std::min(in.size(), data.size() - got)));
-    if (!n.ok() || *n == 0) break;
-    if (std::memcmp(in.data(), data.data() + got, *n) != 0) same = false;
-    got += *n;
-  }
-  while (!written) co_await yield_now();
-  co_return same && write_ok && got == data.size();
-}
+using testing::echo_round_trip;
+using testing::loopback_any;
+using testing::random_bytes;
 
 TEST(UringFallback, AutoFallsBackToEpollWhenIoUringIsRefused) {
   inject_io_uring_failure_for_testing(EPERM);
