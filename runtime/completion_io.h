@@ -29,6 +29,7 @@ inline constexpr uint8_t kRecv = 1;       // multishot receive into provided buf
 inline constexpr uint8_t kSend = 2;
 inline constexpr uint8_t kAccept = 3;     // multishot accept; result is the new fd
 inline constexpr uint8_t kBuffersAvailable = 4;  // synthetic: buffers are back after ENOBUFS
+inline constexpr uint8_t kPollUpdate = 5;  // internal to the poller: a readiness modify()
 }  // namespace io_ops
 
 // Completion flag bits a handler needs (the kernel's IORING_CQE_F_MORE and

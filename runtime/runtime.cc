@@ -27,13 +27,20 @@ std::vector<int> allowed_cpus() {
 
 Runtime::Runtime(RuntimeOptions options) : options_(options) {}
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+  // Workers first: destroying their unrun messages may still touch this runtime's counters.
+  workers_.clear();
+}
 
 absl::Status Runtime::start() {
   if (state_.load(std::memory_order_acquire) != State::kNew) {
     return absl::FailedPreconditionError("a Runtime can be started only once");
   }
-  auto backend = resolve_backend(options_.backend);
+  // Probe on a short-lived thread: setting up and tearing down the probe's ring can leave the
+  // calling thread one spurious EINTR, which belongs to no caller.
+  absl::StatusOr<Backend> backend = absl::UnknownError("backend not resolved");
+  std::thread([&] { backend = resolve_backend(options_.backend); }).join();
   if (!backend.ok()) return backend.status();
   std::vector<int> cpus = allowed_cpus();
   size_t n = options_.workers != 0 ? options_.workers : cpus.size();
@@ -123,10 +130,31 @@ namespace {
 Task<void> run_owning_factory(absl::AnyInvocable<Task<void>()> make) { co_await make(); }
 }  // namespace
 
+namespace {
+// Counts a task from the moment spawn_on() is called, so a drain that starts while the spawn
+// message is still queued waits for it. If the message is destroyed unrun (the worker stopped
+// first), the count is given back.
+class PendingSpawn {
+ public:
+  explicit PendingSpawn(Runtime* rt) : rt_(rt) {}
+  PendingSpawn(PendingSpawn&& o) noexcept : rt_(std::exchange(o.rt_, nullptr)) {}
+  PendingSpawn& operator=(PendingSpawn&&) = delete;
+  ~PendingSpawn() {
+    if (rt_ != nullptr) rt_->spawn_abandoned();
+  }
+  void consumed() { rt_ = nullptr; }
+
+ private:
+  Runtime* rt_;
+};
+}  // namespace
+
 void Runtime::spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task) {
   Worker* worker = workers_[w].get();
-  worker->post([worker, make = std::move(make_task)]() mutable {
-    worker->spawn(run_owning_factory(std::move(make)));
+  task_started();
+  worker->post([worker, pending = PendingSpawn(this), make = std::move(make_task)]() mutable {
+    pending.consumed();
+    worker->spawn(run_owning_factory(std::move(make)), /*already_counted=*/true);
   });
 }
 

@@ -111,6 +111,12 @@ class Runtime {
   enum class State { kNew, kRunning, kStopped };
 
   void task_started() { live_tasks_.fetch_add(1, std::memory_order_relaxed); }
+
+ public:
+  // For spawn_on()'s bookkeeping only: a counted spawn whose message was never run.
+  void spawn_abandoned() { task_finished(); }
+
+ private:
   // Release pairs with the acquire in live_tasks(): drain() then sees the task's effects.
   void task_finished() { live_tasks_.fetch_sub(1, std::memory_order_release); }
   // Called by each worker once it has tried to create its poller; blocks until every worker has

@@ -94,7 +94,9 @@ class SubmitAwaiter {
   }
 
   Result await_resume() {
-    if (caller_ == nullptr) slot_.run(fn_);  // ran inline (target is the caller's worker)
+    if constexpr (!kReturnsTask) {
+      if (caller_ == nullptr) slot_.run(fn_);  // ran inline (target is the caller's worker)
+    }
     return slot_.take();
   }
 

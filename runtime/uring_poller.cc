@@ -153,17 +153,36 @@ absl::Status UringPoller::arm_poll(int fd, uint64_t token, uint32_t interest) {
 absl::Status UringPoller::add(int fd, uint64_t token, uint32_t interest) {
   if (absl::Status s = arm_poll(fd, token, interest); !s.ok()) return s;
   polls_[token] = PollReg{fd, interest};
+  poll_token_by_fd_[fd] = token;
   return absl::OkStatus();
 }
 
 absl::Status UringPoller::modify(int fd, uint64_t token, uint32_t interest) {
-  // Remove the old multishot poll (found by the same token) and arm a new one.
-  if (absl::Status s = remove(fd, token); !s.ok()) return s;
-  return add(fd, token, interest);
+  auto it = poll_token_by_fd_.find(fd);
+  if (it == poll_token_by_fd_.end()) {
+    return absl::NotFoundError(absl::StrCat("modify: fd ", fd, " is not registered"));
+  }
+  const uint64_t old_token = it->second;
+  // Update the multishot poll in place (new mask and user_data), so there is never a moment
+  // with two polls, or none, on the fd. Its own completion is tagged kPollUpdate: if the old
+  // poll had already ended, reap() arms a fresh one.
+  auto sqe = next_sqe();
+  if (!sqe.ok()) return sqe.status();
+  io_uring_prep_poll_update(*sqe, old_token, token, poll_mask(interest),
+                            IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA |
+                                IORING_POLL_ADD_MULTI);
+  io_uring_sqe_set_data64(*sqe, with_op(token, io_ops::kPollUpdate));
+  polls_.erase(old_token);
+  polls_[token] = PollReg{fd, interest};
+  it->second = token;
+  return absl::OkStatus();
 }
 
 absl::Status UringPoller::remove(int fd, uint64_t token) {
   polls_.erase(token);
+  if (auto it = poll_token_by_fd_.find(fd); it != poll_token_by_fd_.end() && it->second == token) {
+    poll_token_by_fd_.erase(it);
+  }
   auto sqe = next_sqe();
   if (!sqe.ok()) return sqe.status();
   io_uring_prep_poll_remove(*sqe, token);
@@ -281,6 +300,15 @@ size_t UringPoller::reap(absl::Span<PollEvent> out) {
       continue;
     }
     if (token == kIgnoreToken) continue;
+    if (op_of(token) == io_ops::kPollUpdate) {
+      // The update found no poll to change (it had ended): arm a new one if still registered.
+      const uint64_t poll_token = with_op(token, io_ops::kReadiness);
+      auto it = polls_.find(poll_token);
+      if (cqe->res < 0 && it != polls_.end()) {
+        (void)arm_poll(it->second.fd, poll_token, it->second.interest);
+      }
+      continue;
+    }
     PollEvent ev{token, 0, cqe->res, cqe->flags};
     if (op_of(token) == io_ops::kReadiness) {
       if (cqe->res >= 0) ev.events = events_from_poll(cqe->res);

@@ -79,6 +79,7 @@ class UringPoller final : public Poller, public CompletionIo {
     uint32_t interest;
   };
   absl::flat_hash_map<uint64_t, PollReg> polls_;
+  absl::flat_hash_map<int, uint64_t> poll_token_by_fd_;
 
   PollerCounters counters_;
 };

@@ -151,13 +151,13 @@ void Worker::defer(absl::AnyInvocable<void()> fn) {
   ready_.push(std::move(fn));
 }
 
-void Worker::spawn(Task<void> task) {
+void Worker::spawn(Task<void> task, bool already_counted) {
   assert_owner();
   auto root = internal::make_root(std::move(task));
   root.handle.promise().worker = this;
   roots_.link(&root.handle.promise());
   counters_.live_tasks.set(roots_.size());
-  runtime_.task_started();
+  if (!already_counted) runtime_.task_started();
   schedule(root.handle);
 }
 

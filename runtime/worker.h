@@ -61,7 +61,8 @@ class Worker {
   // Queues a callback to run in this worker's next run phase.
   void defer(absl::AnyInvocable<void()> fn);
   // Starts `task` as a detached root on this worker (it first runs in the next run phase).
-  void spawn(Task<void> task);
+  // `already_counted`: the runtime's live-task count already includes it (Runtime::spawn_on).
+  void spawn(Task<void> task, bool already_counted = false);
 
   absl::StatusOr<Token> register_fd(int fd, IoHandle* handle, uint32_t interest);
   // Stops delivering events for `fd`; events already fetched for it are dropped.

@@ -132,18 +132,6 @@ TEST(AwaitablesTest, SubmitToRethrowsTheTargetsExceptionOnTheCaller) {
 
 // submit_to(w, fn) where fn returns a Task: the task runs as a root of w and its result comes
 // back to the caller's worker.
-//
-// KNOWN BUG (runtime/submit.h): this form does not compile. SubmitAwaiter::await_resume()
-// unconditionally instantiates the inline path `slot_.run(fn_)`, which for a Task-returning fn
-// tries std::optional<T>::emplace(Task<T>) (a hard error), and for Task<void> discards a
-// [[nodiscard]] Task (an error under -Werror). Guarding that line with
-// `if constexpr (!kReturnsTask)` fixes it (verified against a scratch copy: this test then
-// passes). Build with -DSHARDLOOP_TEST_SUBMIT_TASK=1, or flip the default below, once fixed.
-#ifndef SHARDLOOP_TEST_SUBMIT_TASK
-#define SHARDLOOP_TEST_SUBMIT_TASK 0
-#endif
-
-#if SHARDLOOP_TEST_SUBMIT_TASK
 struct TaskSubmitTrace {
   std::vector<Place> after_await;
   int value = -1;
@@ -188,14 +176,8 @@ Task<void> submit_tasks(TaskSubmitTrace* trace, std::promise<void>* done) {
   where();
   done->set_value();
 }
-#endif
 
 TEST(AwaitablesTest, SubmitToWithATaskReturningFunction) {
-#if !SHARDLOOP_TEST_SUBMIT_TASK
-  GTEST_SKIP() << "known bug: submit_to() with a Task-returning fn does not compile "
-                  "(runtime/submit.h, SubmitAwaiter::await_resume instantiates slot_.run(fn_) "
-                  "for Task results); see the comment above this test";
-#else
   Runtime rt(workers(2));
   ASSERT_TRUE(rt.start().ok());
   TaskSubmitTrace trace;
@@ -216,7 +198,6 @@ TEST(AwaitablesTest, SubmitToWithATaskReturningFunction) {
   }
   EXPECT_EQ(rt.worker(1).stats().uncaught_exceptions, 0u);
   rt.stop();
-#endif
 }
 
 Task<void> submit_to_self(std::thread::id* ran_on, size_t* result, std::promise<void>* done) {

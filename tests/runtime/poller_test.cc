@@ -92,11 +92,6 @@ class PollerTest : public ::testing::TestWithParam<Backend> {
     return s;
   }
 
-  // io_uring's modify() is broken (see ModifyChangesInterest); skip those tests there.
-  bool skip_known_uring_modify_bug() const {
-    return GetParam() == Backend::kIoUring && !testing::run_known_bugs();
-  }
-
   // After remove(fd, token): a readiness backend reports nothing more for the fd, but a
   // completion backend may still deliver events that were in flight (poller.h). Those must carry
   // the removed token, so the worker's registry drops them; consume them here.
@@ -146,18 +141,7 @@ TEST_P(PollerTest, ReadableEventCarriesTokenAndReadableBit) {
   EXPECT_FALSE(events_[0].events & kWritable);
 }
 
-// KNOWN BUG (io_uring, runtime/uring_poller.cc, UringPoller::modify/remove/reap): modify() is
-// remove(fd, token) + add(fd, token). The removed multishot poll's final -ECANCELED completion
-// has no IORING_CQE_F_MORE, and reap() takes that for "the kernel ended this poll" and re-arms
-// it, because add() has just put the same token back into polls_. The fd ends up with two
-// multishot polls: every later readiness change is reported twice (here: a spurious kWritable
-// event after data arrives on a write-interest fd).
 TEST_P(PollerTest, ModifyChangesInterest) {
-  if (skip_known_uring_modify_bug()) {
-    GTEST_SKIP() << "known bug: UringPoller::modify leaves a duplicate multishot poll (reap() "
-                    "re-arms the removed poll's -ECANCELED completion); "
-                    "SHARDLOOP_RUN_KNOWN_BUGS=1 to run";
-  }
   FdPair p;
   make_socketpair(p);
   const uint64_t token = Token{1, 1, 0}.encode();
@@ -190,16 +174,9 @@ TEST_P(PollerTest, ModifyChangesInterest) {
   EXPECT_EQ(events_[0].events & (kReadable | kWritable), kReadable | kWritable);
 }
 
-// KNOWN BUG (io_uring, runtime/uring_poller.cc, UringPoller::modify): with a new token,
-// modify() calls remove(fd, new_token), which cancels nothing (the poll is armed under the old
-// token), then arms a second poll. The fd is then reported under both tokens.
 TEST_P(PollerTest, ModifyReplacesTheToken) {
   // "Replaces the interest and token of a registered fd": afterwards, events carry only the
   // new token.
-  if (skip_known_uring_modify_bug()) {
-    GTEST_SKIP() << "known bug: UringPoller::modify with a new token leaves the poll armed "
-                    "under the old token as well; SHARDLOOP_RUN_KNOWN_BUGS=1 to run";
-  }
   FdPair p;
   make_socketpair(p);
   const uint64_t old_token = Token{1, 1, 0}.encode();

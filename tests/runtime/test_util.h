@@ -38,10 +38,6 @@ inline std::vector<uint64_t> test_seeds(size_t count) {
   return seeds;
 }
 
-// Tests for known runtime bugs GTEST_SKIP unless SHARDLOOP_RUN_KNOWN_BUGS is set (to check a
-// fix: SHARDLOOP_RUN_KNOWN_BUGS=1 ctest ...).
-inline bool run_known_bugs() { return std::getenv("SHARDLOOP_RUN_KNOWN_BUGS") != nullptr; }
-
 // Polls `pred` until it is true or `limit` passes; returns the last value of `pred`.
 template <typename Pred>
 bool wait_until(Pred pred, std::chrono::milliseconds limit = kPatience) {
