@@ -87,8 +87,10 @@ absl::Status UringPoller::init(const PollerOptions& options) {
   if (ring_mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(buffer ring)");
   buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
   buffers_bytes_ = static_cast<size_t>(buffer_count_) * buffer_size_;
+  // MAP_POPULATE: the ring is the worker's receive memory from the first request on; faulting
+  // it in now keeps page faults off the data path and makes RSS honest from the start.
   void* buf_mem = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE,
-                         MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+                         MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
   if (buf_mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(receive buffers)");
   buffers_ = static_cast<char*>(buf_mem);
   io_uring_buf_reg reg{};
