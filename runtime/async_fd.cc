@@ -163,6 +163,12 @@ void AsyncFd::on_io(const PollEvent& event) {
 
 // --- starting operations --------------------------------------------------------------------
 
+bool AsyncFd::ready_or_yield(bool completed, bool& yield) {
+  if (!completed) return false;
+  yield = worker_->spend_budget();
+  return !yield;
+}
+
 bool AsyncFd::start_read(ReadOp& op) {
   if (closed()) {
     op.result = -EBADF;

@@ -145,6 +145,7 @@ class AsyncFd final : public IoHandle {
     ssize_t result;  // bytes, or -errno
     std::coroutine_handle<> waiter;
     const char* view = nullptr;
+    bool yield = false;  // completed, but the worker's budget is spent: suspend and re-queue
   };
   struct WriteOp {
     enum class Until { kBelowHighWater, kFlushed };
@@ -153,17 +154,20 @@ class AsyncFd final : public IoHandle {
     Until until;
     int error;
     std::coroutine_handle<> waiter;
+    bool yield = false;
   };
   struct AcceptOp {
     int result;  // fd, or -errno
     std::coroutine_handle<> waiter;
+    bool yield = false;
   };
 
   class ReadAwaiter {
    public:
     ReadAwaiter(AsyncFd* fd, absl::Span<char> buf) : fd_(fd), op_{buf.data(), buf.size(), 0, {}} {}
-    bool await_ready() { return fd_->start_read(op_); }
+    bool await_ready() { return fd_->ready_or_yield(fd_->start_read(op_), op_.yield); }
     void await_suspend(std::coroutine_handle<> h) {
+      if (op_.yield) return fd_->resume(h);
       op_.waiter = h;
       fd_->reader_ = &op_;
     }
@@ -177,8 +181,9 @@ class AsyncFd final : public IoHandle {
   class ReadChunkAwaiter {
    public:
     explicit ReadChunkAwaiter(AsyncFd* fd) : fd_(fd), op_{nullptr, 0, 0, {}, nullptr} {}
-    bool await_ready() { return fd_->start_read(op_); }
+    bool await_ready() { return fd_->ready_or_yield(fd_->start_read(op_), op_.yield); }
     void await_suspend(std::coroutine_handle<> h) {
+      if (op_.yield) return fd_->resume(h);
       op_.waiter = h;
       fd_->reader_ = &op_;
     }
@@ -193,8 +198,9 @@ class AsyncFd final : public IoHandle {
    public:
     WriteAwaiter(AsyncFd* fd, absl::Span<const char> data, WriteOp::Until until)
         : fd_(fd), op_{data.data(), data.size(), until, 0, {}} {}
-    bool await_ready() { return fd_->start_write(op_); }
+    bool await_ready() { return fd_->ready_or_yield(fd_->start_write(op_), op_.yield); }
     void await_suspend(std::coroutine_handle<> h) {
+      if (op_.yield) return fd_->resume(h);
       op_.waiter = h;
       fd_->writer_ = &op_;
     }
@@ -208,8 +214,9 @@ class AsyncFd final : public IoHandle {
   class AcceptAwaiter {
    public:
     explicit AcceptAwaiter(AsyncFd* fd) : fd_(fd), op_{0, {}} {}
-    bool await_ready() { return fd_->start_accept(op_); }
+    bool await_ready() { return fd_->ready_or_yield(fd_->start_accept(op_), op_.yield); }
     void await_suspend(std::coroutine_handle<> h) {
+      if (op_.yield) return fd_->resume(h);
       op_.waiter = h;
       fd_->acceptor_ = &op_;
     }
@@ -249,6 +256,9 @@ class AsyncFd final : public IoHandle {
       : fd_(fd), raw_fd_(fd), kind_(kind), worker_(worker), cio_(cio) {}
   ~AsyncFd();
 
+  // An operation that completed at once still suspends (with its result) once the worker's
+  // cooperative budget is spent: `yield` tells await_suspend to re-queue instead of waiting.
+  bool ready_or_yield(bool completed, bool& yield);
   // Each returns true when the operation completed at once (result stored in the op).
   bool start_read(ReadOp& op);
   bool start_write(WriteOp& op);

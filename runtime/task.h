@@ -1,10 +1,17 @@
 // Task<T>: a lazily started coroutine that produces a T.
 //
-// A Task does nothing until it is awaited (co_await task) or handed to spawn(). When it
-// finishes it resumes its awaiter by symmetric transfer, so in optimised builds chains of
-// awaits use no stack. (GCC 12 turns symmetric transfer into a tail call only at -O2 without
-// sanitizers; in debug and sanitizer builds each nested await that completes synchronously
-// costs a stack frame, so 100k-deep chains overflow there.)
+// A Task does nothing until it is awaited (co_await task) or handed to spawn(). Awaiting it runs
+// it at once, inside the awaiter's await_suspend, until it first suspends or finishes:
+// - finished (it never had to wait): await_suspend returns false and the awaiter simply goes
+//   on, with the stack back where it was. A loop of a million awaits that complete
+//   synchronously therefore uses constant stack in every build. (Symmetric transfer would need
+//   the compiler to make each resumption a tail call, which GCC 12 does only at -O2 without
+//   sanitizers; a request loop in a debug or sanitizer build would overflow the stack.)
+// - suspended: the awaiter suspends too; when the task later finishes, its final_suspend
+//   transfers control to the awaiter.
+// The price: awaits *nested* inside each other use stack in proportion to their depth while
+// they all run synchronously (a few hundred bytes a level), so deep recursion of tasks should
+// be turned into a loop.
 // Exceptions thrown inside propagate to the awaiter. Destroying a Task that never ran, or that
 // is suspended, destroys its frame (and, recursively, the frames it is awaiting).
 //
@@ -28,12 +35,16 @@ namespace internal {
 struct TaskPromiseBase {
   std::coroutine_handle<> continuation = std::noop_coroutine();
   std::exception_ptr exception;
+  // True while the awaiter's await_suspend is running this task (see the file comment): a
+  // task that finishes then returns to that call instead of resuming the awaiter itself.
+  bool started_inline = false;
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-      return h.promise().continuation;
+      auto& p = h.promise();
+      return p.started_inline ? std::noop_coroutine() : p.continuation;
     }
     void await_resume() noexcept {}
   };
@@ -96,9 +107,13 @@ class [[nodiscard]] Task {
     struct Awaiter {
       Handle h;
       bool await_ready() noexcept { return h.done(); }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-        h.promise().continuation = awaiter;
-        return h;
+      bool await_suspend(std::coroutine_handle<> awaiter) noexcept {
+        auto& p = h.promise();
+        p.continuation = awaiter;
+        p.started_inline = true;
+        h.resume();  // runs until the task first suspends or finishes
+        p.started_inline = false;
+        return !h.done();  // finished: the awaiter goes on without suspending
       }
       T await_resume() { return h.promise().take(); }
     };

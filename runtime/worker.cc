@@ -88,7 +88,10 @@ void Worker::run_ready() {
   // Only the jobs queued before this phase began: a job that re-queues itself (yield) runs again
   // after the next poll, so it cannot starve I/O.
   size_t n = ready_.size();
-  for (size_t i = 0; i < n; ++i) ready_.pop()();
+  for (size_t i = 0; i < n; ++i) {
+    budget_ = kBudget;
+    ready_.pop()();
+  }
   counters_.tasks_run.bump(n);
 }
 
@@ -137,6 +140,7 @@ void Worker::poll(int64_t timeout_ns) {
       continue;
     }
     counters_.events.bump();
+    budget_ = kBudget;  // a handler may resume a coroutine inline
     handle->on_io(events_[i]);
   }
 }

@@ -87,6 +87,13 @@ class Worker {
 
   void assert_owner() const;
 
+  // Cooperative budget: each job may complete this many I/O operations without suspending.
+  // Past it, an operation that completed at once still suspends the coroutine (with its result)
+  // and re-queues it behind the other jobs, so a connection whose data never runs out cannot
+  // keep its worker from polling, taking messages or serving other connections.
+  // Returns true when the caller should yield.
+  bool spend_budget() { return --budget_ < 0; }
+
   // A buffer for readiness-mode zero-copy reads (AsyncFd::read_chunk), shared by every
   // connection of this worker: its contents are valid only until the reader's next co_await.
   absl::Span<char> scratch() {
@@ -134,6 +141,10 @@ class Worker {
   // 64 KiB: a receive this large amortises the syscall well past the point of diminishing returns.
   static constexpr size_t kScratchBytes = 64 * 1024;
   std::vector<char> scratch_;
+  // 128 operations per turn, as in Tokio's cooperative scheduling: large enough that a busy
+  // connection amortises its turn, small enough that a turn lasts microseconds.
+  static constexpr int kBudget = 128;
+  int budget_ = kBudget;
 
   // Shared with other threads.
   Inbox inbox_;
