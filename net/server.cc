@@ -18,8 +18,15 @@ namespace shardloop::net {
 
 // One worker's listening socket. `closing` and `listener` are owner-only (the shard's worker);
 // the counters are written by the owner and read by stats() from any thread.
+// Relaxed atomics: a limit and statistics, not synchronisation points.
+struct Server::Counters {
+  std::atomic<uint64_t> open{0};  // connections whose handler is still running
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> drained{0};
+};
+
 struct Server::Shard {
-  Server* server = nullptr;
+  std::shared_ptr<Server::Counters> counters;
   size_t worker = 0;
   int fd = -1;  // the raw socket until the accept loop adopts it
   std::shared_ptr<const ConnectionHandler> handler;
@@ -87,7 +94,7 @@ Task<void> run_connection(std::shared_ptr<Server::Shard> shard, Connection conn)
   shard->connections.add(conn);
   if (shard->draining) conn.drain();
   co_await (*shard->handler)(std::move(conn));
-  shard->server->open_.fetch_sub(1, std::memory_order_relaxed);
+  shard->counters->open.fetch_sub(1, std::memory_order_relaxed);
 }
 
 Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
@@ -108,18 +115,18 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
     AsyncFd::AcceptResult accepted = co_await listener->accept();
     if (accepted.ok()) {
       backoff = std::chrono::milliseconds(0);
-      Server* server = shard->server;
+      Server::Counters& counters = *shard->counters;
       if (shard->max_connections != 0 &&
-          server->open_.load(std::memory_order_relaxed) >= shard->max_connections) {
+          counters.open.load(std::memory_order_relaxed) >= shard->max_connections) {
         ::close(accepted.fd);  // the refusal: the client sees its connection closed at once
-        server->refused_.fetch_add(1, std::memory_order_relaxed);
+        counters.refused.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       configure_tcp_socket(accepted.fd);
       auto conn = AsyncFd::adopt(accepted.fd, AsyncFd::Kind::kStream);
       if (conn.ok()) {
         shard->accepted.fetch_add(1, std::memory_order_relaxed);
-        server->open_.fetch_add(1, std::memory_order_relaxed);
+        counters.open.fetch_add(1, std::memory_order_relaxed);
         spawn(run_connection(shard, Connection(std::move(*conn), shard->connection_options)));
       }
       if (++batch == kAcceptBatch) {
@@ -159,6 +166,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
   if (!runtime.running()) return absl::FailedPreconditionError("Server::listen: runtime not started");
   auto shared_handler = std::make_shared<const ConnectionHandler>(std::move(handler));
   std::unique_ptr<Server> server(new Server(runtime, address));
+  server->counters_ = std::make_shared<Counters>();
   // Bind every socket before starting any accept loop, so a bind failure leaves nothing running.
   Address bound = address;
   for (size_t w = 0; w < runtime.size(); ++w) {
@@ -174,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
       bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
     }
     auto shard = std::make_shared<Shard>();
-    shard->server = server.get();
+    shard->counters = server->counters_;
     shard->connection_options = options.connection;
     shard->max_connections = options.max_connections;
     shard->worker = w;
@@ -230,7 +238,7 @@ void Server::drain() {
     runtime_.post_to(shard->worker, [shard] {
       shard->draining = true;
       size_t n = shard->connections.drain_all();
-      shard->server->drained_.fetch_add(n, std::memory_order_relaxed);
+      shard->counters->drained.fetch_add(n, std::memory_order_relaxed);
     });
   }
 }
@@ -241,9 +249,9 @@ ServerStats Server::stats() const {
     s.accepted.push_back(shard->accepted.load(std::memory_order_relaxed));
     s.accept_errors += shard->accept_errors.load(std::memory_order_relaxed);
   }
-  s.refused = refused_.load(std::memory_order_relaxed);
-  s.open = open_.load(std::memory_order_relaxed);
-  s.drained = drained_.load(std::memory_order_relaxed);
+  s.refused = counters_->refused.load(std::memory_order_relaxed);
+  s.open = counters_->open.load(std::memory_order_relaxed);
+  s.drained = counters_->drained.load(std::memory_order_relaxed);
   return s;
 }
 

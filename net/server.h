@@ -18,7 +18,8 @@
 //
 // Thread-safety: listen(), close(), stats() and the destructor from any thread that is not a
 // worker. The handler is called concurrently on every worker, so it must be safe to call so.
-// Destroy the Server before its Runtime.
+// Destroying the Server stops accepting; connections already accepted run on. Destroy the
+// Server before its Runtime.
 #pragma once
 
 #include <atomic>
@@ -85,6 +86,9 @@ class Server {
   ServerStats stats() const;
 
   struct Shard;
+  // Counters shared with the shards, which may outlive the Server while their last connections
+  // finish.
+  struct Counters;
 
  private:
   Server(Runtime& runtime, Address address) : runtime_(runtime), address_(address) {}
@@ -95,13 +99,7 @@ class Server {
   std::vector<std::shared_ptr<Shard>> shards_;
   uint64_t drain_hook_ = 0;
   std::atomic<bool> closed_{false};
-  // Connections open across all workers (relaxed: a limit and a statistic, not a sync point).
-  std::atomic<uint64_t> open_{0};
-  std::atomic<uint64_t> refused_{0};
-  std::atomic<uint64_t> drained_{0};
-  friend struct Shard;
-  friend Task<void> run_connection(std::shared_ptr<Shard> shard, Connection conn);
-  friend Task<void> accept_loop(std::shared_ptr<Shard> shard);
+  std::shared_ptr<Counters> counters_;
 };
 
 }  // namespace shardloop::net

@@ -120,7 +120,12 @@ TEST_P(Backpressure, FiftyClientsPushWithoutReadingThenRead) {
   const double limit = 2.0 * static_cast<double>(high_water) * clients;
   std::printf("RSS growth while nobody read: %.1f MB (limit %.1f MB, high water %zu KB x %d)\n",
               growth / 1e6, limit / 1e6, high_water / 1024, clients);
+#ifndef SHARDLOOP_SANITIZED
   EXPECT_LT(growth, limit);
+#else
+  // AddressSanitizer keeps freed blocks resident (its quarantine) and TSan adds shadow memory,
+  // so RSS says little about the server's buffering there: the figure is only printed.
+#endif
   for (int c = 0; c < clients; ++c) {
     EXPECT_TRUE(streams[c].ok) << "client " << c << " received " << streams[c].received;
     EXPECT_EQ(streams[c].sent_sha, streams[c].received_sha) << "client " << c;
