@@ -137,12 +137,12 @@ inline Transcript http_transcript(std::string_view input, const http::Limits& li
     const http::Request& q = parser.request();
     if (r.consumed == 0 || r.consumed > view.size()) t.push_back("VIOLATION consumed");
     const std::string_view req = view.substr(0, r.consumed);
-    std::string line = "request consumed=" + std::to_string(r.consumed) + " " + escape(q.method) +
-                       " " + escape(q.target) + " 1." + std::to_string(q.version_minor) +
-                       " keep_alive=" + std::to_string(q.keep_alive) +
-                       " close=" + std::to_string(r.must_close) +
-                       " chunked=" + std::to_string(q.chunked) +
-                       " expect=" + std::to_string(q.expect_continue) + " headers:";
+    std::string line =
+        "request consumed=" + std::to_string(r.consumed) + " " + escape(q.method) + " " +
+        escape(q.target) + " 1." + std::to_string(q.version_minor) +
+        " keep_alive=" + std::to_string(q.keep_alive) + " close=" + std::to_string(r.must_close) +
+        " chunked=" + std::to_string(q.chunked) + " expect=" + std::to_string(q.expect_continue) +
+        " host=" + escape(q.header("host").value_or("(none)")) + " headers:";
     if (!inside(q.method, req) || !inside(q.target, req)) t.push_back("VIOLATION line view");
     for (const http::Header& h : q.headers) {
       if (!inside(h.name, req) || !inside(h.value, req)) t.push_back("VIOLATION header view");
