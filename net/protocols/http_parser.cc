@@ -216,9 +216,9 @@ ParseResult RequestParser::run(std::string_view input) {
         state_ = State::kChunkSize;
         break;
       }
-      case State::kComplete:
-      case State::kError:
-        return {};  // unreachable: parse() handles both
+      case State::kComplete:  // unreachable: parse() starts the next request first
+      case State::kError:     // sticky: parse() reports it
+        return {};
     }
   }
 }

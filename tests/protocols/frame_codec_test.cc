@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/net/test_support.h"
+#include "tests/protocols/seed.h"
 #include "tests/protocols/transcript.h"
 
 namespace shardloop::rpc {
@@ -313,7 +314,7 @@ TEST(FrameCodec, AppendFrameRefusesWhatTheLimitsRefuse) {
 }
 
 TEST(FrameRoundTrip, RandomFramesInRandomPieces) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = testing::announced_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with SHARDLOOP_TEST_SEED)");
   std::mt19937_64 rng(seed);
   const auto uniform = [&](uint64_t lo, uint64_t hi) {

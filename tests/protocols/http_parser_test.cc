@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/net/test_support.h"
+#include "tests/protocols/seed.h"
 #include "tests/protocols/transcript.h"
 
 namespace shardloop::http {
@@ -578,7 +579,7 @@ TEST(HttpDelivery, ChunkedBodySplitAtEveryOffset) {
 }
 
 TEST(HttpDelivery, RandomSplitsMatchOneShot) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = testing::announced_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with SHARDLOOP_TEST_SEED)");
   std::vector<std::string> inputs = valid_streams();
   for (const Reject& r : rejections()) inputs.push_back(r.input);

@@ -10,6 +10,7 @@
 
 #include "net/protocols/http_parser.h"
 #include "tests/net/test_support.h"
+#include "tests/protocols/seed.h"
 #include "tests/protocols/transcript.h"
 
 namespace shardloop::http {
@@ -117,7 +118,7 @@ class Generator {
 };
 
 TEST(HttpRoundTrip, RandomPipelinedRequestsInRandomPieces) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = testing::announced_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with SHARDLOOP_TEST_SEED)");
   Generator gen(seed);
   const int rounds = 400 / testing::kSanitizerScale;

@@ -12,6 +12,7 @@
 
 #include "net/protocols/resp_parser.h"
 #include "tests/net/test_support.h"
+#include "tests/protocols/seed.h"
 #include "tests/protocols/transcript.h"
 
 namespace shardloop::resp {
@@ -93,7 +94,7 @@ std::string quote_inline(const std::vector<std::string>& args) {
 }
 
 TEST(RespRoundTrip, RandomCommandsBothFormsInRandomPieces) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = testing::announced_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with SHARDLOOP_TEST_SEED)");
   std::mt19937_64 rng(seed);
   const auto uniform = [&](size_t lo, size_t hi) {
