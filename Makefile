@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: setup build run test test-asan test-tsan format clean
+.PHONY: setup build run test test-asan test-tsan fuzz format clean
 
 setup:
 	@bash cmake/install-deps.sh
@@ -32,6 +32,12 @@ test-tsan: setup
 	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLOOP_SANITIZE=thread $(CMAKE_FLAGS)
 	cmake --build build/tsan -j $(JOBS)
 	cd build/tsan && setarch $$(uname -m) -R ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (needs clang and its fuzzer runtime): replays the seed corpora, then fuzzes
+# each target for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	JOBS=$(JOBS) bash tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	find runtime net scheduler examples bench tests -name '*.h' -o -name '*.cc' | xargs clang-format -i

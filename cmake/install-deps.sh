@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   liburing-dev libabsl-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # libFuzzer targets (make fuzz): clang and its fuzzer/sanitizer runtime.
+  clang libclang-rt-14-dev
 )
 # Optional tools that tests and `make run` use when present (strace for syscall counts).
 optional=(strace)
