@@ -8,9 +8,10 @@ CMAKE_FLAGS ?=
 setup:
 	@bash cmake/install-deps.sh
 
+# Only what `make run` runs, so a first run on a fresh machine is quick; `make test` builds all.
 build: setup
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
-	cmake --build build/release -j $(JOBS)
+	cmake --build build/release -j $(JOBS) --target echo_server loadgen idle_clients
 
 run: build
 	bash bench/run_echo.sh build/release

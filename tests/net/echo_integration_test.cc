@@ -213,6 +213,25 @@ TEST_P(EchoIntegration, RefusedConnectionIsAClearError) {
   EXPECT_NE(status.message().find("connect to 127.0.0.1:"), absl::string_view::npos) << status;
 }
 
+TEST_P(EchoIntegration, Ipv6Loopback) {
+  Runtime rt(options(2));
+  ASSERT_TRUE(rt.start().ok());
+  auto server = net::Server::listen(rt, *Address::parse("[::1]:0"), examples::serve_echo);
+  if (!server.ok() && absl::IsUnavailable(server.status())) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
+  }
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ((*server)->address().family(), AF_INET6);
+  std::promise<bool> ok;
+  Address addr = (*server)->address();
+  rt.spawn_on(1, [&]() -> Task<void> {
+    auto conn = co_await net::dial(addr);
+    ok.set_value(conn.ok() && co_await testing::echo_round_trip(*conn, testing::random_bytes(200000, 3)));
+  });
+  EXPECT_TRUE(ok.get_future().get());
+  rt.drain(absl::Seconds(5));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EchoIntegration, testing::kAllBackends,
                          testing::backend_test_name);
 
