@@ -197,7 +197,7 @@ TEST_P(ConnectionTest, HalfCloseGetsTheWholeReplyThenFin) {
       }
     });
   }
-  EXPECT_TRUE(wait_until([&] { return done.load() == trials; }));
+  EXPECT_TRUE(wait_until([&] { return done.load() == trials; }, std::chrono::seconds(300)));
   EXPECT_EQ(complete.load(), trials);
   clients.stop();
 }

@@ -1,4 +1,5 @@
-// Helpers shared by the net tests: fd counting and seeded randomness that reports its seed.
+// Helpers shared by the net tests (on top of tests/runtime/test_util.h): fd counting, seeds,
+// random payloads and an echo round trip.
 #pragma once
 
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include "runtime/runtime.h"
 #include "runtime/sleep.h"
 #include "runtime/task.h"
+#include "tests/runtime/test_util.h"
 
 namespace shardloop::testing {
 
@@ -34,12 +36,6 @@ inline uint64_t test_seed() {
   return std::random_device{}();
 }
 
-// Sanitizer builds are 5-20x slower; stress sizes shrink by this factor there.
-#ifdef SHARDLOOP_SANITIZED
-inline constexpr int kSanitizerScale = 4;
-#else
-inline constexpr int kSanitizerScale = 1;
-#endif
 
 inline net::Address loopback_any() { return *net::Address::parse("127.0.0.1:0"); }
 
@@ -69,17 +65,6 @@ inline Task<bool> echo_round_trip(net::Connection& conn, const std::vector<char>
   }
   while (!written) co_await yield_now();  // the writer points into this frame
   co_return same && write_ok && got == data.size();
-}
-
-// Polls `done` every 5 ms for up to `limit`; returns its last value.
-template <typename Pred>
-bool wait_until(Pred done, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 }  // namespace shardloop::testing
