@@ -63,12 +63,15 @@ constexpr size_t kMaxThreads = 64;  // sleepers_ is a 64-bit mask
 
 }  // namespace
 
-// Default M: half the CPUs this process may use, at least 2. Blocking work mostly waits in
-// the kernel, so threads beyond the CPU count can pay off for long sleeps, but for CPU-bound
-// calls every pool thread competes with the workers. Seed 000 found M >= 2 within noise of one
-// thread per consumer and suggested NumCPU/2. bench/scheduler (N = 1..8 submitters x M = 1..4,
-// on a 2-CPU VM) agrees: M = 1 falls 2-4x behind as soon as N >= 2, M = 2 reaches the plateau,
-// and M = 3..4 add nothing measurable there, so the default is max(2, CPUs/2).
+// Default M: half the CPUs this process may use, at least 2. What M buys depends on the calls:
+//  - Calls that block (sleep in the kernel) run M at a time: BM_BlockingPoolSleepingCalls
+//    scales linearly, 5.2k/s at M = 1 to 21k/s at M = 4 for 100 us sleeps, and with M = 1 one
+//    slow call stalls every worker's blocking work. Hence at least 2.
+//  - For calls that are pure CPU, each pool thread competes with the workers for a CPU; seed
+//    000 found M >= 2 within noise of one thread per consumer and suggested NumCPU/2.
+//  - Near-empty calls measure only the pool's overhead: on our 2-CPU VM, N = 1..8 x M = 1..4
+//    ranges from 1.8 to 8.5M calls/s with run-to-run variation (up to 60%) larger than the
+//    differences between M values, so that grid does not argue for a larger M.
 size_t default_blocking_threads() {
   const size_t cpus = allowed_cpus().size();
   return std::clamp<size_t>(cpus / 2, 2, kMaxThreads);
@@ -242,11 +245,12 @@ bool BlockingPool::any_job_visible() const {
 
 // Spin length (kDefaultBlockingSpin = 5 us). Parking costs the next submitter a futex wake
 // (a system call) and its job the sleeper's wake-up latency; bench/scheduler measures a
-// park/unpark round trip (BM_ParkUnparkRoundTrip) at 2.3-3.1 us on our 2-CPU VMs. By the
+// park/unpark round trip (BM_ParkUnparkRoundTrip) at 2.2-3.1 us on our 2-CPU VMs. By the
 // ski-rental argument, spinning about as long as a park and wake cost wastes at most twice what
 // the best choice in hindsight would, so the spin is one round trip, rounded up. The spin sweep
-// in the same benchmark agrees: no spin parks on 10-50% of calls and runs 3-9x slower; 2 us
-// recovers most of that; 5 us is the best; 20-200 us is no better and burns more CPU when idle.
+// in the same benchmark agrees: with no spin, 10-50% of calls park and throughput drops 2.5-9x;
+// 2 us recovers part of it; from 5 us on the figures plateau (differences within run-to-run
+// noise), and a longer spin only burns more CPU each time the pool goes idle.
 // After the first microsecond the spinner yields between scans instead of pausing, so on a
 // machine with more runnable threads than CPUs it does not keep the submitter it waits for off
 // the CPU (without that, a 200 us spin made the pool 10x slower on 2 CPUs).
