@@ -69,9 +69,11 @@ constexpr size_t kMaxThreads = 64;  // sleepers_ is a 64-bit mask
 //    slow call stalls every worker's blocking work. Hence at least 2.
 //  - For calls that are pure CPU, each pool thread competes with the workers for a CPU; seed
 //    000 found M >= 2 within noise of one thread per consumer and suggested NumCPU/2.
-//  - Near-empty calls measure only the pool's overhead: on our 2-CPU VM, N = 1..8 x M = 1..4
-//    ranges from 1.8 to 8.5M calls/s with run-to-run variation (up to 60%) larger than the
-//    differences between M values, so that grid does not argue for a larger M.
+//  - Near-empty calls measure only the pool's overhead, and one thread keeps up with them: on
+//    our 2-CPU VM, in a quiet run of N = 1..8 x M = 1..4, the M values for a given N are within
+//    20% of each other (5.7-9.2M calls/s; the one-mutex baseline, 0.38-0.69M), and on a loaded
+//    machine the run-to-run variation exceeds the differences. That grid does not argue for a
+//    larger M.
 size_t default_blocking_threads() {
   const size_t cpus = allowed_cpus().size();
   return std::clamp<size_t>(cpus / 2, 2, kMaxThreads);
