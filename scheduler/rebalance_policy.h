@@ -15,8 +15,9 @@
 //     `min_source_busy`), and stays on until the spread is at most `stop_spread`. While on, it
 //     repeatedly moves one connection from a hot worker to the coldest, choosing the one whose
 //     estimated load brings the pair closest to even.
-//  Both share a budget of `max_moves_per_round`; a connection that moved is not moved again for
-//  `cooldown_rounds` rounds; each move updates the projected loads the next decision sees.
+//  Both share a budget of `max_moves_per_round`; a connection that moved in round r may move
+//  again only from round r + `cooldown_rounds`; each move updates the projected loads the next
+//  decision sees (a connection moves at most once per round).
 //
 // Inputs and how they are used: busy fraction is the load. A connection's load is its worker's
 // busy fraction times its share of the worker's events/s and bytes/s (blended by
@@ -86,7 +87,7 @@ struct RebalanceConfig {
   double stop_spread = 0.10;      // ... and continue until busiest - least busy <= this
   double min_source_busy = 0.50;  // no balancing unless the busiest worker is at least this busy
   size_t max_moves_per_round = 4;
-  uint32_t cooldown_rounds = 10;     // rounds before a moved connection may move again
+  uint32_t cooldown_rounds = 10;     // moved in round r: may move again from r + this
   uint32_t steal_affinity_min = 16;  // steals per interval that make a connection follow them
   double event_weight = 0.5;  // connection load = busy x (w x event share + (1-w) x byte share)
   // How far the cost model may under-estimate a connection: a move must still help if the
