@@ -1,0 +1,235 @@
+#include "scheduler/rebalance_policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+namespace shardloop::scheduler {
+namespace {
+
+double clamp01(double v) { return v >= 0 && v <= 1 ? v : (v > 1 ? 1 : 0); }  // NaN -> 0
+
+// A listed connection as the round sees it: where it is now (projected), what it weighs.
+struct Candidate {
+  const ConnectionLoad* conn;
+  size_t owner;
+  double load;
+  bool movable;  // valid owner, positive load, not cooling down, not moved this round
+};
+
+class Round {
+ public:
+  Round(const LoadSnapshot& snapshot, const RebalanceConfig& config, RebalancePlan& plan)
+      : snapshot_(snapshot), config_(config), plan_(plan) {
+    const size_t n = snapshot.workers.size();
+    load_.resize(n);
+    slack_.assign(n, 0.0);
+    connections_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      load_[i] = clamp01(snapshot.workers[i].busy);
+      connections_[i] = snapshot.workers[i].connections;
+    }
+    for (const ConnectionLoad& c : snapshot.connections) {
+      if (c.owner >= n) continue;  // stale entry for a worker that is not in this snapshot
+      const double x = estimated_connection_load(c, snapshot.workers[c.owner], config.event_weight);
+      const bool cooling = plan.state.last_moved.contains(c.id);
+      candidates_.push_back({&c, c.owner, x, x > 0 && !cooling});
+    }
+    // Decisions must not depend on the caller's listing order.
+    std::sort(candidates_.begin(), candidates_.end(),
+              [](const Candidate& a, const Candidate& b) { return a.conn->id < b.conn->id; });
+  }
+
+  void steal_affinity() {
+    // Strongest evidence first, so a small budget goes to the clearest cases.
+    std::vector<std::pair<StealHint, Candidate*>> wanted;
+    for (Candidate& c : candidates_) {
+      if (std::optional<StealHint> hint = strongest_hint(c)) wanted.push_back({*hint, &c});
+    }
+    std::stable_sort(wanted.begin(), wanted.end(),
+                     [](const auto& a, const auto& b) { return a.first.count > b.first.count; });
+    for (auto& [hint, c] : wanted) {
+      if (budget_left() == 0) return;
+      // Only if the thief stays less loaded than the owner even after taking the connection.
+      if (c->movable && fits(c->load, c->owner, hint.worker)) {
+        apply(*c, hint.worker, MoveReason::kStealAffinity);
+      }
+    }
+  }
+
+  void balance() {
+    bool& on = plan_.state.balancing;
+    if (!on) {
+      const size_t h = hottest();
+      on = spread() > config_.start_spread && load_[h] >= config_.min_source_busy;
+    }
+    while (on) {
+      if (spread() <= config_.stop_spread) {
+        on = false;
+        return;
+      }
+      if (budget_left() == 0 || !move_one_to_coldest()) return;  // latch stays on
+    }
+  }
+
+ private:
+  std::optional<StealHint> strongest_hint(const Candidate& c) const {
+    std::optional<StealHint> best;
+    for (const StealHint& h : c.conn->stolen_by) {
+      if (h.worker >= load_.size() || h.worker == c.owner) continue;
+      if (h.count < config_.steal_affinity_min) continue;
+      if (!best || h.count > best->count || (h.count == best->count && h.worker < best->worker)) {
+        best = h;
+      }
+    }
+    return best;
+  }
+
+  // One balancing move: to the coldest worker, from the hottest worker that has a connection
+  // worth moving. False if no move improves anything.
+  bool move_one_to_coldest() {
+    const size_t cold = coldest();
+    std::vector<size_t> sources;
+    for (size_t w = 0; w < load_.size(); ++w) {
+      if (w != cold) sources.push_back(w);
+    }
+    std::sort(sources.begin(), sources.end(), [&](size_t a, size_t b) { return hotter(a, b); });
+    for (size_t src : sources) {
+      const double gap = load_[src] - load_[cold];
+      if (gap <= config_.stop_spread) return false;  // sorted: the rest are closer still
+      Candidate* best = nullptr;
+      double best_error = 0;
+      for (Candidate& c : candidates_) {
+        if (!c.movable || c.owner != src || !fits(c.load, src, cold)) continue;
+        // After the move the pair differs by |gap - 2x|; prefer the closest to even, then the
+        // lighter connection (less to disturb), then the lower id (already sorted).
+        const double error = std::abs(gap - 2 * c.load);
+        if (best == nullptr || error < best_error || (error == best_error && c.load < best->load)) {
+          best = &c;
+          best_error = error;
+        }
+      }
+      if (best != nullptr) {
+        apply(*best, cold, MoveReason::kBalance);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Whether moving estimated load x from `from` to `to` is allowed:
+  //  - it must narrow their gap even if the connection weighs (1 + estimate_tolerance) times
+  //    its estimate: then the true sum of squared loads falls, whatever the estimate's error
+  //    within that tolerance, so no sequence of moves can come back to an earlier placement;
+  //  - the gap is taken pessimistically, net of the uncertainty that this round's earlier
+  //    moves left on both workers (slack_);
+  //  - it must not overshoot: the target may end up hotter than the source by at most
+  //    stop_spread, so the reverse move faces a gap below which balancing does not act.
+  bool fits(double x, size_t from, size_t to) const {
+    const double gap = (load_[from] - slack_[from]) - (load_[to] + slack_[to]);
+    return x > 0 && x * (1 + config_.estimate_tolerance) < gap &&
+           2 * x - (load_[from] - load_[to]) <= config_.stop_spread;
+  }
+
+  void apply(Candidate& c, size_t to, MoveReason reason) {
+    plan_.moves.push_back({c.conn->id, c.owner, to, reason, c.load});
+    plan_.state.last_moved[c.conn->id] = plan_.state.round;
+    // A saturated source (busy = 1) under-reports its demand, so a connection taken from it may
+    // weigh any multiple of its estimate: the target sits out the rest of the round, until the
+    // next snapshot measures what it really received.
+    const bool saturated = snapshot_.workers[c.owner].busy >= 1.0;
+    const double uncertainty = config_.estimate_tolerance * c.load;
+    slack_[c.owner] += uncertainty;
+    slack_[to] += saturated ? kUnknown : uncertainty;
+    load_[c.owner] -= c.load;
+    load_[to] += c.load;
+    if (connections_[c.owner] > 0) --connections_[c.owner];
+    ++connections_[to];
+    c.owner = to;
+    c.movable = false;
+    // Another listing of the same id (a caller bug, but cheap to tolerate) must not move too.
+    for (Candidate& other : candidates_) {
+      if (other.conn->id == c.conn->id) other.movable = false;
+    }
+  }
+
+  size_t budget_left() const {
+    return plan_.moves.size() < config_.max_moves_per_round
+               ? config_.max_moves_per_round - plan_.moves.size()
+               : 0;
+  }
+
+  // Hotter: higher load; between equals (two saturated workers), the deeper run queue.
+  bool hotter(size_t a, size_t b) const {
+    if (load_[a] != load_[b]) return load_[a] > load_[b];
+    const size_t qa = snapshot_.workers[a].run_queue_depth,
+                 qb = snapshot_.workers[b].run_queue_depth;
+    if (qa != qb) return qa > qb;
+    return a < b;
+  }
+  // Colder: lower load; between equals, fewer connections.
+  bool colder(size_t a, size_t b) const {
+    if (load_[a] != load_[b]) return load_[a] < load_[b];
+    if (connections_[a] != connections_[b]) return connections_[a] < connections_[b];
+    return a < b;
+  }
+  size_t hottest() const {
+    size_t h = 0;
+    for (size_t w = 1; w < load_.size(); ++w) {
+      if (hotter(w, h)) h = w;
+    }
+    return h;
+  }
+  size_t coldest() const {
+    size_t c = 0;
+    for (size_t w = 1; w < load_.size(); ++w) {
+      if (colder(w, c)) c = w;
+    }
+    return c;
+  }
+  double spread() const { return load_[hottest()] - load_[coldest()]; }
+
+  const LoadSnapshot& snapshot_;
+  const RebalanceConfig& config_;
+  RebalancePlan& plan_;
+  static constexpr double kUnknown = 1e9;  // slack that rules a worker out for the round
+
+  std::vector<double> load_;         // projected busy fraction per worker
+  std::vector<double> slack_;        // how far load_ may be off after this round's moves
+  std::vector<size_t> connections_;  // projected connection count per worker
+  std::vector<Candidate> candidates_;
+};
+
+}  // namespace
+
+double estimated_connection_load(const ConnectionLoad& c, const WorkerLoad& owner,
+                                 double event_weight) {
+  const double fallback = owner.connections > 0 ? 1.0 / static_cast<double>(owner.connections) : 0;
+  auto share = [&](double part, double total) {
+    return total > 0 ? clamp01(part / total) : fallback;
+  };
+  const double w = clamp01(event_weight);
+  return clamp01(owner.busy) * (w * share(c.events_per_sec, owner.events_per_sec) +
+                                (1 - w) * share(c.bytes_per_sec, owner.bytes_per_sec));
+}
+
+RebalancePlan plan_rebalance(const LoadSnapshot& snapshot, const RebalanceConfig& config,
+                             const RebalanceState& state) {
+  RebalancePlan plan;
+  plan.state.round = state.round + 1;
+  plan.state.balancing = state.balancing;
+  // Keep only connections still cooling down, so the state stays as small as the recent moves.
+  for (const auto& [id, moved_in] : state.last_moved) {
+    if (plan.state.round - moved_in < config.cooldown_rounds) plan.state.last_moved[id] = moved_in;
+  }
+  if (snapshot.workers.size() < 2) {
+    plan.state.balancing = false;
+    return plan;
+  }
+  Round round(snapshot, config, plan);
+  round.steal_affinity();
+  round.balance();
+  return plan;
+}
+
+}  // namespace shardloop::scheduler
