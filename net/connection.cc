@@ -44,6 +44,9 @@ struct Connection::State {
   TimePoint read_waiting_since{};  // {} when no read waits
   TimePoint write_waiting_since{};
   TimePoint deadline = kNever;
+  nanoseconds drain_grace;
+  TimePoint drain_at = kNever;  // when draining turns reads that would wait into failures
+  bool draining = false;
   TimerId timer = 0;
   TimePoint timer_at = kNever;
   Interruption read_interruption = Interruption::kNone;
@@ -54,7 +57,8 @@ struct Connection::State {
       : fd(std::move(f)),
         read_timeout(to_ns(o.read_timeout)),
         write_timeout(to_ns(o.write_timeout)),
-        idle_timeout(to_ns(o.idle_timeout)) {
+        idle_timeout(to_ns(o.idle_timeout)),
+        drain_grace(to_ns(o.drain_grace)) {
     fd->set_write_watermarks(o.write_high_water, o.write_low_water);
     if (idle_timeout != nanoseconds::max()) {
       last_activity = Clock::now();
@@ -72,7 +76,7 @@ struct Connection::State {
   }
 
   TimePoint next_check() const {
-    TimePoint next = deadline;
+    TimePoint next = std::min(deadline, drain_at);
     next = std::min(next, after(read_waiting_since, read_timeout));
     next = std::min(next, after(write_waiting_since, write_timeout));
     next = std::min(next, after(last_activity, idle_timeout));
@@ -101,6 +105,10 @@ struct Connection::State {
       abort_socket();
       return;
     }
+    if (now >= drain_at) {
+      drain_at = kNever;
+      stop_waiting_reads();
+    }
     if (now >= after(last_activity, idle_timeout)) {
       read_interruption = write_interruption = Interruption::kIdle;
       fd->close();
@@ -127,6 +135,19 @@ struct Connection::State {
   }
 
   void drain() {
+    if (fd->closed() || draining) return;
+    draining = true;
+    if (drain_grace <= nanoseconds::zero()) {
+      stop_waiting_reads();
+    } else {
+      drain_at = Clock::now() + drain_grace;
+      arm();
+    }
+  }
+
+  // From now on a read that would wait fails (Cancelled "connection draining"), and so does
+  // the one waiting now. Data already received is still returned.
+  void stop_waiting_reads() {
     if (fd->closed()) return;
     read_interruption = Interruption::kDraining;
     fd->fail_blocking_reads(ESHUTDOWN);
@@ -217,6 +238,8 @@ void Connection::set_deadline(absl::Time deadline) {
 void Connection::drain() {
   if (state_) state_->drain();
 }
+
+bool Connection::draining() const { return state_ != nullptr && state_->draining; }
 
 // --- tracker --------------------------------------------------------------------------------
 

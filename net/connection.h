@@ -47,6 +47,10 @@ struct ConnectionOptions {
   // fewer than `write_low_water` remain.
   size_t write_high_water = 256 * 1024;
   size_t write_low_water = 64 * 1024;
+  // On drain, how long a read may still wait for the next request before failing. A client
+  // that had a request in flight when the drain began still gets it answered; a protocol that
+  // can say "closing" (HTTP's Connection: close) says so in that answer (see draining()).
+  absl::Duration drain_grace = absl::Milliseconds(100);
 };
 
 class ConnectionTracker;
@@ -94,9 +98,11 @@ class Connection {
 
   // Total deadline (see above); InfiniteFuture() clears it.
   void set_deadline(absl::Time deadline);
-  // Makes reads that would wait fail with Cancelled("connection draining") from now on, and
-  // wakes a read that is waiting now. Data already received is still returned.
+  // Starts draining: after ConnectionOptions::drain_grace, reads that would wait fail with
+  // Cancelled("connection draining") (a read waiting then is woken with it). Data already
+  // received is still returned. Handlers check draining() to tell the client they are closing.
   void drain();
+  bool draining() const;
 
   absl::StatusOr<Address> peer_address() const;
   absl::StatusOr<Address> local_address() const;

@@ -13,8 +13,9 @@
 // never a busy loop; transient per-connection errors (ECONNABORTED, EPROTO, EPERM) are skipped.
 //
 // Drain (Runtime::drain): every shard closes its listening socket at once, and every open
-// connection is drained (Connection::drain): a handler waiting for the next request gets
-// Cancelled and ends, one that is busy finishes what it has read and then ends the same way.
+// connection is drained (Connection::drain): after a short grace (drain_grace) a handler
+// waiting for the next request gets Cancelled and ends; one that is busy finishes what it has
+// read and then ends the same way. Handlers can check draining() to tell clients they close.
 //
 // Thread-safety: listen(), close(), stats() and the destructor from any thread that is not a
 // worker. The handler is called concurrently on every worker, so it must be safe to call so.

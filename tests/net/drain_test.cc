@@ -1,7 +1,8 @@
-// Graceful drain under load: 50 clients in request/response loops and 5 slow clients that never
-// read. drain(1 s) must stop accepting at once (new connections refused within 100 ms), let every
-// request the server has read get its whole response, end idle connections, and force-close the
-// stuck slow ones at the deadline, returning within deadline + 1 s.
+// Graceful drain under load: 50 clients in request/response loops, 5 idle clients and 5 slow
+// clients that never read. drain(1 s) must stop accepting at once (new connections refused
+// within 100 ms), answer every request sent (the server marks its last answer "closing", as
+// HTTP's Connection: close does, and the client stops there), end idle connections, and
+// force-close the stuck slow ones at the deadline, returning within deadline + 1 s.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,7 +51,11 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
                                       char req[kRequestSize];
                                       while (co_await read_exactly(conn, absl::MakeSpan(req))) {
                                         requests_read++;
+                                        // The last byte says whether this is the last answer.
+                                        const bool closing = conn.draining();
+                                        req[kRequestSize - 1] = closing ? 'C' : 'K';
                                         if (!(co_await conn.write(absl::MakeConstSpan(req))).ok()) break;
+                                        if (closing) break;
                                       }
                                       (void)co_await conn.finish();
                                     });
@@ -87,11 +92,24 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
           if (!(co_await conn->write_all(absl::MakeConstSpan(req, kRequestSize))).ok()) break;
           sent++;
           if (!co_await read_exactly(*conn, absl::MakeSpan(resp))) break;
-          if (std::memcmp(req, resp, kRequestSize) != 0) ADD_FAILURE() << "response mismatch";
+          if (std::memcmp(req, resp, kRequestSize - 1) != 0) ADD_FAILURE() << "response mismatch";
           responses++;
+          if (resp[kRequestSize - 1] == 'C') break;  // the server is closing: send no more
         }
       }
       load_clients_done++;
+    });
+  }
+  // Idle clients: connected, never send. The drain must close them (they read end of stream).
+  const int kIdleClients = 5;
+  std::atomic<int> idle_closed{0};
+  for (int c = 0; c < kIdleClients; ++c) {
+    client_rt.spawn_on(1, [&]() -> Task<void> {
+      auto conn = co_await net::dial(addr);
+      if (!conn.ok()) co_return;
+      char b;
+      auto n = co_await conn->read(absl::MakeSpan(&b, 1));
+      if (n.ok() && *n == 0) idle_closed++;
     });
   }
   std::atomic<bool> stop_slow{false};
@@ -143,6 +161,8 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
   EXPECT_LT(refused_after, 0.1);
   EXPECT_EQ(requests_read.load(), responses.load())
       << "every request the server read must have been answered in full";
+  EXPECT_EQ(sent.load(), responses.load()) << "every request sent must have been answered";
+  EXPECT_EQ(idle_closed.load(), kIdleClients) << "idle connections must be closed by the drain";
   EXPECT_GE(report.tasks_cancelled, static_cast<size_t>(kSlowClients)) << "slow clients' handlers";
   EXPECT_TRUE(report.deadline_hit);
   EXPECT_LT(absl::ToDoubleSeconds(report.elapsed), 1.0 + 1.0);
