@@ -44,7 +44,8 @@ absl::StatusOr<Address> Address::parse(absl::string_view host_port) {
   } else {
     size_t colon = host_port.rfind(':');
     if (colon == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("address '", std::string(host_port), "' has no port"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("address '", std::string(host_port), "' has no port"));
     }
     host = host_port.substr(0, colon);
     port_text = host_port.substr(colon + 1);
@@ -66,7 +67,8 @@ Address Address::from_sockaddr(const sockaddr* sa, socklen_t len) {
 
 uint16_t Address::port() const {
   if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
-  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  if (family() == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
   return 0;
 }
 
@@ -80,11 +82,13 @@ Address Address::with_port(uint16_t port) const {
 std::string Address::to_string() const {
   char buf[INET6_ADDRSTRLEN] = "?";
   if (family() == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof(buf));
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+                sizeof(buf));
     return absl::StrCat(buf, ":", port());
   }
   if (family() == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof(buf));
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
+                sizeof(buf));
     return absl::StrCat("[", buf, "]:", port());
   }
   return "(unset)";

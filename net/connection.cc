@@ -8,8 +8,9 @@
 #include <chrono>
 #include <vector>
 
-#include "net/connection_tracker.h"
 #include "absl/strings/str_cat.h"
+#include "net/connection_tracker.h"
+#include "runtime/errno_status.h"
 #include "runtime/worker.h"
 
 namespace shardloop::net {
@@ -40,7 +41,7 @@ enum class Interruption { kNone, kReadTimeout, kWriteTimeout, kIdle, kDeadline, 
 struct Connection::State {
   AsyncFd::Ptr fd;
   nanoseconds read_timeout, write_timeout, idle_timeout;
-  TimePoint last_activity{};     // set only when idle_timeout is finite
+  TimePoint last_activity{};       // set only when idle_timeout is finite
   TimePoint read_waiting_since{};  // {} when no read waits
   TimePoint write_waiting_since{};
   TimePoint deadline = kNever;
@@ -156,7 +157,8 @@ struct Connection::State {
 
   absl::Status explain(Interruption why, const absl::Status& original) const {
     switch (why) {
-      case Interruption::kNone: return original;
+      case Interruption::kNone:
+        return original;
       case Interruption::kReadTimeout:
         return absl::DeadlineExceededError(absl::StrCat(
             "read timed out after ", absl::FormatDuration(absl::FromChrono(read_timeout))));
@@ -166,8 +168,10 @@ struct Connection::State {
       case Interruption::kIdle:
         return absl::DeadlineExceededError(absl::StrCat(
             "connection idle for ", absl::FormatDuration(absl::FromChrono(idle_timeout))));
-      case Interruption::kDeadline: return absl::DeadlineExceededError("connection deadline passed");
-      case Interruption::kDraining: return absl::CancelledError("connection draining");
+      case Interruption::kDeadline:
+        return absl::DeadlineExceededError("connection deadline passed");
+      case Interruption::kDraining:
+        return absl::CancelledError("connection draining");
     }
     return original;
   }
@@ -208,7 +212,7 @@ Connection::WriteAwaiter Connection::flush() {
 Task<absl::Status> Connection::shutdown_write() {
   if (!valid()) co_return absl::FailedPreconditionError("shutdown_write on a closed connection");
   if (absl::Status s = co_await flush(); !s.ok()) co_return s;
-  if (::shutdown(fd(), SHUT_WR) != 0) co_return absl::ErrnoToStatus(errno, "shutdown(SHUT_WR)");
+  if (::shutdown(fd(), SHUT_WR) != 0) co_return errno_status(errno, "shutdown(SHUT_WR)");
   co_return absl::OkStatus();
 }
 
@@ -260,7 +264,7 @@ template <typename Fn>
 absl::StatusOr<Address> query_name(int fd, Fn fn, const char* what) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (fn(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return absl::ErrnoToStatus(errno, what);
+  if (fn(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return errno_status(errno, what);
   return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 }  // namespace

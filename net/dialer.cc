@@ -5,18 +5,20 @@
 
 #include <cerrno>
 
+#include "runtime/errno_status.h"
+
 namespace shardloop::net {
 
 Task<absl::StatusOr<Connection>> dial(Address address) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) co_return absl::ErrnoToStatus(errno, "socket");
+  if (fd < 0) co_return errno_status(errno, "socket");
   configure_tcp_socket(fd);
   bool in_progress = false;
   if (::connect(fd, address.sockaddr_ptr(), address.length()) != 0) {
     if (errno != EINPROGRESS) {
       int err = errno;
       ::close(fd);
-      co_return absl::ErrnoToStatus(err, "connect to " + address.to_string());
+      co_return errno_status(err, "connect to " + address.to_string());
     }
     in_progress = true;
   }
@@ -30,7 +32,7 @@ Task<absl::StatusOr<Connection>> dial(Address address) {
     int err = 0;
     socklen_t len = sizeof(err);
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (err != 0) co_return absl::ErrnoToStatus(err, "connect to " + address.to_string());
+    if (err != 0) co_return errno_status(err, "connect to " + address.to_string());
     fd = (*connecting)->release();
   }
   auto stream = AsyncFd::adopt(fd, AsyncFd::Kind::kStream);

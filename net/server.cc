@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "net/connection_tracker.h"
 #include "net/cpu_steering.h"
+#include "runtime/errno_status.h"
 #include "runtime/log.h"
 #include "runtime/sleep.h"
 
@@ -61,12 +62,12 @@ bool is_resource_exhaustion(int err) {
 
 absl::StatusOr<int> open_listener(const Address& address, int backlog) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  if (fd < 0) return errno_status(errno, "socket");
   int one = 1;
   auto fail = [fd](const char* what) {
     int err = errno;
     ::close(fd);
-    return absl::ErrnoToStatus(err, what);
+    return errno_status(err, what);
   };
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
     return fail("setsockopt(SO_REUSEADDR)");
@@ -81,7 +82,7 @@ absl::StatusOr<int> open_listener(const Address& address, int backlog) {
   if (::bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
     int err = errno;
     ::close(fd);
-    return absl::ErrnoToStatus(err, absl::StrCat("bind ", address.to_string()));
+    return errno_status(err, absl::StrCat("bind ", address.to_string()));
   }
   if (::listen(fd, backlog) != 0) return fail("listen");
   return fd;
@@ -145,25 +146,25 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
       if (g_accept_error_log.allow(&suppressed)) {
         log(LogLevel::kWarning,
             "worker %d: accept: %s; pausing accepts for %d ms (%d similar messages suppressed)",
-            shard->worker, std::strerror(err), backoff.count(), suppressed);
+            shard->worker, errno_description(err), backoff.count(), suppressed);
       }
       co_await sleep_for(backoff);
     } else if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) {
       continue;  // that one connection failed; the listener is fine
     } else {
       log(LogLevel::kError, "worker %d: accept failed: %s; listener stopped", shard->worker,
-          std::strerror(err));
+          errno_description(err));
       break;
     }
   }
   shard->listener = nullptr;
 }
 
-
 absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const Address& address,
                                                        ConnectionHandler handler,
                                                        ServerOptions options) {
-  if (!runtime.running()) return absl::FailedPreconditionError("Server::listen: runtime not started");
+  if (!runtime.running())
+    return absl::FailedPreconditionError("Server::listen: runtime not started");
   auto shared_handler = std::make_shared<const ConnectionHandler>(std::move(handler));
   std::unique_ptr<Server> server(new Server(runtime, address));
   server->counters_ = std::make_shared<Counters>();
@@ -198,8 +199,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
     if (absl::Status s = attach_cpu_steering(server->shards_[0]->fd, cpus); s.ok()) {
       server->steering_ = Steering::kCpu;
       if (!runtime.options().pin_cpus) {
-        log(LogLevel::kWarning, "steering=cpu on unpinned workers: connections follow CPU "
-                                "numbers, not the CPUs the workers happen to run on");
+        log(LogLevel::kWarning,
+            "steering=cpu on unpinned workers: connections follow CPU "
+            "numbers, not the CPUs the workers happen to run on");
       }
     } else {
       log(LogLevel::kWarning, "steering=cpu refused by the kernel (%s); using hash steering",

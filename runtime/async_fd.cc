@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "runtime/completion_io.h"
+#include "runtime/errno_status.h"
 #include "runtime/worker.h"
 
 namespace shardloop {
@@ -24,7 +25,7 @@ absl::StatusOr<AsyncFd::Ptr> AsyncFd::adopt(int fd, Kind kind) {
     if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
       int err = errno;
       ::close(fd);
-      return absl::ErrnoToStatus(err, "fcntl(O_NONBLOCK)");
+      return errno_status(err, "fcntl(O_NONBLOCK)");
     }
   }
   CompletionIo* cio = kind == Kind::kFile ? nullptr : worker->completion_io();
@@ -378,7 +379,8 @@ void AsyncFd::on_readiness(uint32_t events) {
   if (!(events & (io_events::kReadable | io_events::kHangup | io_events::kError))) return;
   maybe_readable_ = true;
   if (events & (io_events::kHangup | io_events::kError)) peer_hung_up_ = true;
-  if (acceptor_ != nullptr && try_accept(*acceptor_)) resume(std::exchange(acceptor_, nullptr)->waiter);
+  if (acceptor_ != nullptr && try_accept(*acceptor_))
+    resume(std::exchange(acceptor_, nullptr)->waiter);
   if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
   if (reader_ != nullptr && try_read(*reader_)) {
     ReadOp* op = std::exchange(reader_, nullptr);
@@ -399,10 +401,17 @@ bool AsyncFd::submit(uint8_t op) {
   const uint64_t token = with_op(token_.encode(), op);
   absl::Status s;
   switch (op) {
-    case io_ops::kRecv: s = cio_->recv_multishot(raw_fd_, token); break;
-    case io_ops::kSend: s = cio_->sendmsg(raw_fd_, &send_msg_, token); break;
-    case io_ops::kAccept: s = cio_->accept_multishot(raw_fd_, token); break;
-    default: return false;
+    case io_ops::kRecv:
+      s = cio_->recv_multishot(raw_fd_, token);
+      break;
+    case io_ops::kSend:
+      s = cio_->sendmsg(raw_fd_, &send_msg_, token);
+      break;
+    case io_ops::kAccept:
+      s = cio_->accept_multishot(raw_fd_, token);
+      break;
+    default:
+      return false;
   }
   if (!s.ok()) return false;
   ++inflight_;
@@ -445,7 +454,8 @@ void AsyncFd::lend_chunk(ReadOp& op) {
 }
 
 void AsyncFd::return_lent_buffer() {
-  if (lent_buffer_ >= 0) cio_->recycle_buffer(static_cast<uint16_t>(std::exchange(lent_buffer_, -1)));
+  if (lent_buffer_ >= 0)
+    cio_->recycle_buffer(static_cast<uint16_t>(std::exchange(lent_buffer_, -1)));
 }
 
 bool AsyncFd::read_from_queue(ReadOp& op) {
@@ -480,14 +490,21 @@ void AsyncFd::update_recv() {
 void AsyncFd::on_completion(const PollEvent& event) {
   const bool final = !(event.flags & kCompletionMore);
   switch (op_of(event.token)) {
-    case io_ops::kRecv: on_recv(event, final); break;
-    case io_ops::kSend: on_send(event); break;
-    case io_ops::kAccept: on_accept(event, final); break;
+    case io_ops::kRecv:
+      on_recv(event, final);
+      break;
+    case io_ops::kSend:
+      on_send(event);
+      break;
+    case io_ops::kAccept:
+      on_accept(event, final);
+      break;
     case io_ops::kBuffersAvailable:
       starved_ = false;
       if (!closing_) update_recv();
       return;  // a notification, not an operation: nothing was in flight
-    default: return;
+    default:
+      return;
   }
   if (final) --inflight_;
   if (closing_ && inflight_ == 0) finish_close();  // may delete this
@@ -565,21 +582,20 @@ absl::StatusOr<size_t> AsyncFd::ReadAwaiter::await_resume() {
   if (op_.result >= 0) return static_cast<size_t>(op_.result);
   int err = static_cast<int>(-op_.result);
   if (err == ECANCELED) return absl::CancelledError("read cancelled: the fd was closed");
-  return absl::ErrnoToStatus(err, "read");
+  return errno_status(err, "read");
 }
 
 absl::StatusOr<absl::Span<const char>> AsyncFd::ReadChunkAwaiter::await_resume() {
   if (op_.result >= 0) return absl::MakeConstSpan(op_.view, static_cast<size_t>(op_.result));
   int err = static_cast<int>(-op_.result);
   if (err == ECANCELED) return absl::CancelledError("read cancelled: the fd was closed");
-  return absl::ErrnoToStatus(err, "read");
+  return errno_status(err, "read");
 }
 
 absl::Status AsyncFd::WriteAwaiter::await_resume() {
   if (op_.error == 0) return absl::OkStatus();
   if (op_.error == ECANCELED) return absl::CancelledError("write cancelled: the fd was closed");
-  return absl::ErrnoToStatus(op_.error, "write");
+  return errno_status(op_.error, "write");
 }
-
 
 }  // namespace shardloop

@@ -140,7 +140,7 @@ class AsyncFd final : public IoHandle {
   void on_io(const PollEvent& event) override;
 
   struct ReadOp {
-    char* buf;       // nullptr: a read_chunk(), which returns a view in `view`
+    char* buf;  // nullptr: a read_chunk(), which returns a view in `view`
     size_t len;
     ssize_t result;  // bytes, or -errno
     std::coroutine_handle<> waiter;
@@ -328,7 +328,7 @@ class AsyncFd final : public IoHandle {
   std::vector<Chunk> chunks_;
   size_t chunk_head_ = 0;
   int lent_buffer_ = -1;  // buffer id a read_chunk() view points into; recycled at the next read
-  int recv_end_ = 0;  // 0: open; 1: end of stream; < 0: -errno (reported once the queue drains)
+  int recv_end_ = 0;      // 0: open; 1: end of stream; < 0: -errno (reported once the queue drains)
   bool recv_armed_ = false;
   bool recv_cancelling_ = false;
   bool starved_ = false;  // the last receive hit ENOBUFS; waiting for kBuffersAvailable

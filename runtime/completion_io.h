@@ -12,10 +12,10 @@
 // Thread-safety: owner worker only, like the Poller it belongs to.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
-
-#include <sys/socket.h>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
@@ -27,9 +27,9 @@ namespace io_ops {
 inline constexpr uint8_t kReadiness = 0;  // readiness events (epoll, io_uring poll)
 inline constexpr uint8_t kRecv = 1;       // multishot receive into provided buffers
 inline constexpr uint8_t kSend = 2;
-inline constexpr uint8_t kAccept = 3;     // multishot accept; result is the new fd
+inline constexpr uint8_t kAccept = 3;            // multishot accept; result is the new fd
 inline constexpr uint8_t kBuffersAvailable = 4;  // synthetic: buffers are back after ENOBUFS
-inline constexpr uint8_t kPollUpdate = 5;  // internal to the poller: a readiness modify()
+inline constexpr uint8_t kPollUpdate = 5;        // internal to the poller: a readiness modify()
 }  // namespace io_ops
 
 // Completion flag bits a handler needs (the kernel's IORING_CQE_F_MORE and

@@ -8,14 +8,11 @@
 #include <ctime>
 
 #include "absl/strings/str_format.h"
+#include "runtime/errno_status.h"
 #include "runtime/token.h"
 
 namespace shardloop {
 namespace {
-
-absl::Status errno_status(int err, absl::string_view what) {
-  return absl::ErrnoToStatus(err, what);
-}
 
 uint32_t to_epoll(uint32_t interest) {
   uint32_t ev = EPOLLET | EPOLLRDHUP;

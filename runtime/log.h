@@ -16,8 +16,8 @@ namespace shardloop {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
-// Messages below this level are dropped. Default kInfo; SHARDLOOP_LOG_LEVEL=debug|info|warning|error
-// in the environment overrides it at start-up.
+// Messages below this level are dropped. Default kInfo;
+// SHARDLOOP_LOG_LEVEL=debug|info|warning|error in the environment overrides it at start-up.
 void set_log_level(LogLevel level);
 bool log_enabled(LogLevel level);
 void log_line(LogLevel level, std::string_view message);

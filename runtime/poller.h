@@ -53,12 +53,12 @@ struct PollerCounters {
   uint64_t wait_calls = 0;
   uint64_t wakeups_received = 0;
   // Completion backends only.
-  uint64_t submissions = 0;      // SQEs handed to the kernel
-  uint64_t completions = 0;      // CQEs reaped (wakeups and ignored ones included)
-  uint64_t enter_calls = 0;      // io_uring_enter system calls
-  uint64_t buffer_refills = 0;   // provided buffers returned to the ring
-  uint64_t enobufs = 0;          // receives that found the buffer ring empty
-  uint64_t cq_overflows = 0;     // times the completion queue overflowed into the kernel backlog
+  uint64_t submissions = 0;     // SQEs handed to the kernel
+  uint64_t completions = 0;     // CQEs reaped (wakeups and ignored ones included)
+  uint64_t enter_calls = 0;     // io_uring_enter system calls
+  uint64_t buffer_refills = 0;  // provided buffers returned to the ring
+  uint64_t enobufs = 0;         // receives that found the buffer ring empty
+  uint64_t cq_overflows = 0;    // times the completion queue overflowed into the kernel backlog
 };
 
 class Poller {
@@ -109,7 +109,7 @@ absl::StatusOr<Backend> resolve_backend(Backend requested);
 // Creates a poller for a resolved backend (kEpoll or kIoUring). Call it on the thread that will
 // own the poller: an io_uring instance is set up for a single issuer.
 absl::StatusOr<std::unique_ptr<Poller>> make_poller(Backend backend,
-                                                   const PollerOptions& options = {});
+                                                    const PollerOptions& options = {});
 
 // Test seam: makes the next io_uring probes fail with `err` (0 restores normal behaviour), as a
 // kernel without io_uring (ENOSYS) or a sandbox that forbids it (EPERM) would.

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/epoll_poller.h"
+#include "runtime/errno_status.h"
 #include "runtime/log.h"
 #include "runtime/poller.h"
 #include "runtime/uring_poller.h"
@@ -16,9 +17,12 @@ std::atomic<int> g_injected_uring_errno{0};
 
 std::string_view backend_name(Backend backend) {
   switch (backend) {
-    case Backend::kEpoll: return "epoll";
-    case Backend::kIoUring: return "io_uring";
-    case Backend::kAuto: return "auto";
+    case Backend::kEpoll:
+      return "epoll";
+    case Backend::kIoUring:
+      return "io_uring";
+    case Backend::kAuto:
+      return "auto";
   }
   return "unknown";
 }
@@ -39,13 +43,14 @@ absl::StatusOr<Backend> resolve_backend(Backend requested) {
   if (requested == Backend::kEpoll) return Backend::kEpoll;
   absl::Status usable;
   if (int err = g_injected_uring_errno.load(std::memory_order_relaxed); err != 0) {
-    usable = absl::ErrnoToStatus(err, "io_uring_setup (injected failure)");
+    usable = errno_status(err, "io_uring_setup (injected failure)");
   } else {
     usable = probe_io_uring();
   }
   if (usable.ok()) return Backend::kIoUring;
   if (requested == Backend::kIoUring) {
-    return absl::Status(usable.code(), absl::StrCat("io_uring backend unavailable: ", usable.message()));
+    return absl::Status(usable.code(),
+                        absl::StrCat("io_uring backend unavailable: ", usable.message()));
   }
   log(LogLevel::kInfo, "backend auto: using epoll because io_uring is unavailable: %s",
       usable.ToString());

@@ -47,7 +47,8 @@ class RunQueue {
 
   void grow() {
     std::vector<Job> bigger(ring_.size() * 2);
-    for (size_t i = 0; i < size_; ++i) bigger[i] = std::move(ring_[(head_ + i) & (ring_.size() - 1)]);
+    for (size_t i = 0; i < size_; ++i)
+      bigger[i] = std::move(ring_[(head_ + i) & (ring_.size() - 1)]);
     ring_.swap(bigger);
     head_ = 0;
   }

@@ -101,7 +101,8 @@ void Runtime::wait_all_loops_exited() {
     loops_cv_.notify_all();
     return;
   }
-  loops_cv_.wait(loops_mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return loops_running_ == 0; });
+  loops_cv_.wait(loops_mu_,
+                 [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return loops_running_ == 0; });
 }
 
 DrainReport Runtime::drain(absl::Duration deadline) {

@@ -71,7 +71,9 @@ class Runtime {
   Worker& worker(size_t i) { return *workers_[i]; }
   const RuntimeOptions& options() const { return options_; }
   // Root tasks alive across all workers.
-  size_t live_tasks() const { return static_cast<size_t>(live_tasks_.load(std::memory_order_acquire)); }
+  size_t live_tasks() const {
+    return static_cast<size_t>(live_tasks_.load(std::memory_order_acquire));
+  }
 
   static Worker* current_worker() { return Worker::current(); }
 

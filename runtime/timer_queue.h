@@ -57,9 +57,9 @@ class TimerQueue {
   void swap_at(size_t a, size_t b);
   void remove_at(size_t pos);
 
-  std::vector<Node> nodes_;        // slab indexed by the low 32 bits of a TimerId
-  std::vector<uint32_t> free_;     // free node indices
-  std::vector<uint32_t> heap_;     // node indices ordered as a min-heap on (deadline, seq)
+  std::vector<Node> nodes_;     // slab indexed by the low 32 bits of a TimerId
+  std::vector<uint32_t> free_;  // free node indices
+  std::vector<uint32_t> heap_;  // node indices ordered as a min-heap on (deadline, seq)
   uint64_t next_seq_ = 1;
 };
 

@@ -32,8 +32,7 @@ struct Token {
     return (uint64_t{op} << 56) | (uint64_t{generation & kGenerationMask} << 32) | slot;
   }
   static constexpr Token decode(uint64_t bits) {
-    return Token{static_cast<uint32_t>(bits),
-                 static_cast<uint32_t>(bits >> 32) & kGenerationMask,
+    return Token{static_cast<uint32_t>(bits), static_cast<uint32_t>(bits >> 32) & kGenerationMask,
                  static_cast<uint8_t>(bits >> 56)};
   }
   friend constexpr bool operator==(const Token&, const Token&) = default;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/errno_status.h"
 #include "runtime/token.h"
 
 namespace shardloop {
@@ -23,7 +24,7 @@ static_assert(kCompletionMore == IORING_CQE_F_MORE);
 static_assert(kCompletionBufferShift == IORING_CQE_BUFFER_SHIFT);
 
 absl::Status uring_error(int neg_err, absl::string_view what) {
-  return absl::ErrnoToStatus(-neg_err, what);
+  return errno_status(-neg_err, what);
 }
 
 uint32_t poll_mask(uint32_t interest) {
@@ -51,7 +52,8 @@ absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::create(const PollerOpt
 }
 
 absl::Status UringPoller::init(const PollerOptions& options) {
-  if (options.uring_buffer_count == 0 || (options.uring_buffer_count & (options.uring_buffer_count - 1)) != 0 ||
+  if (options.uring_buffer_count == 0 ||
+      (options.uring_buffer_count & (options.uring_buffer_count - 1)) != 0 ||
       options.uring_buffer_count > 32768) {
     return absl::InvalidArgumentError("uring_buffer_count must be a power of two up to 32768");
   }
@@ -82,16 +84,16 @@ absl::Status UringPoller::init(const PollerOptions& options) {
   buffer_count_ = options.uring_buffer_count;
   buffer_size_ = options.uring_buffer_size;
   buf_ring_bytes_ = buffer_count_ * sizeof(io_uring_buf);
-  void* ring_mem = ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
-                          MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (ring_mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(buffer ring)");
+  void* ring_mem =
+      ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (ring_mem == MAP_FAILED) return errno_status(errno, "mmap(buffer ring)");
   buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
   buffers_bytes_ = static_cast<size_t>(buffer_count_) * buffer_size_;
   // MAP_POPULATE: the ring is the worker's receive memory from the first request on; faulting
   // it in now keeps page faults off the data path and makes RSS honest from the start.
   void* buf_mem = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE,
                          MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
-  if (buf_mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(receive buffers)");
+  if (buf_mem == MAP_FAILED) return errno_status(errno, "mmap(receive buffers)");
   buffers_ = static_cast<char*>(buf_mem);
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
@@ -102,13 +104,13 @@ absl::Status UringPoller::init(const PollerOptions& options) {
   io_uring_buf_ring_init(buf_ring_);
   const int mask = io_uring_buf_ring_mask(buffer_count_);
   for (unsigned i = 0; i < buffer_count_; ++i) {
-    io_uring_buf_ring_add(buf_ring_, buffers_ + static_cast<size_t>(i) * buffer_size_,
-                          buffer_size_, static_cast<uint16_t>(i), mask, static_cast<int>(i));
+    io_uring_buf_ring_add(buf_ring_, buffers_ + static_cast<size_t>(i) * buffer_size_, buffer_size_,
+                          static_cast<uint16_t>(i), mask, static_cast<int>(i));
   }
   io_uring_buf_ring_advance(buf_ring_, static_cast<int>(buffer_count_));
 
   wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wakefd_ < 0) return absl::ErrnoToStatus(errno, "eventfd");
+  if (wakefd_ < 0) return errno_status(errno, "eventfd");
   return arm_wakeup();
 }
 
@@ -170,9 +172,9 @@ absl::Status UringPoller::modify(int fd, uint64_t token, uint32_t interest) {
   // poll had already ended, reap() arms a fresh one.
   auto sqe = next_sqe();
   if (!sqe.ok()) return sqe.status();
-  io_uring_prep_poll_update(*sqe, old_token, token, poll_mask(interest),
-                            IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA |
-                                IORING_POLL_ADD_MULTI);
+  io_uring_prep_poll_update(
+      *sqe, old_token, token, poll_mask(interest),
+      IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA | IORING_POLL_ADD_MULTI);
   io_uring_sqe_set_data64(*sqe, with_op(token, io_ops::kPollUpdate));
   polls_.erase(old_token);
   polls_[token] = PollReg{fd, interest};
@@ -233,8 +235,8 @@ absl::Span<const char> UringPoller::buffer(uint16_t id, size_t length) {
 }
 
 void UringPoller::recycle_buffer(uint16_t id) {
-  io_uring_buf_ring_add(buf_ring_, buffers_ + static_cast<size_t>(id) * buffer_size_,
-                        buffer_size_, id, io_uring_buf_ring_mask(buffer_count_), 0);
+  io_uring_buf_ring_add(buf_ring_, buffers_ + static_cast<size_t>(id) * buffer_size_, buffer_size_,
+                        id, io_uring_buf_ring_mask(buffer_count_), 0);
   // Publishes the descriptor to the kernel (a release store of the ring tail).
   io_uring_buf_ring_advance(buf_ring_, 1);
   ++counters_.buffer_refills;
@@ -277,7 +279,8 @@ absl::StatusOr<size_t> UringPoller::wait(absl::Span<PollEvent> out, int64_t time
   // After an ENOBUFS, tell the starved receivers once buffers have been recycled.
   if (buffers_recycled_ && !buffer_waiters_.empty()) {
     while (!buffer_waiters_.empty() && written < out.size()) {
-      out[written++] = PollEvent{with_op(buffer_waiters_.back(), io_ops::kBuffersAvailable), 0, 0, 0};
+      out[written++] =
+          PollEvent{with_op(buffer_waiters_.back(), io_ops::kBuffersAvailable), 0, 0, 0};
       buffer_waiters_.pop_back();
     }
   }
@@ -356,15 +359,16 @@ absl::Status probe_io_uring() {
   io_uring_probe* probe = io_uring_get_probe();
   if (probe == nullptr) {
     int err = errno != 0 ? errno : ENOSYS;
-    return absl::ErrnoToStatus(err, "io_uring_setup (probe)");
+    return errno_status(err, "io_uring_setup (probe)");
   }
   struct Needed {
     int op;
     const char* name;
   };
-  const Needed needed[] = {{IORING_OP_POLL_ADD, "POLL_ADD"},     {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
-                           {IORING_OP_RECV, "RECV"},             {IORING_OP_SEND, "SEND"},
-                           {IORING_OP_ACCEPT, "ACCEPT"},         {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
+  const Needed needed[] = {
+      {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
+      {IORING_OP_RECV, "RECV"},         {IORING_OP_SEND, "SEND"},
+      {IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
   absl::Status status;
   for (const Needed& n : needed) {
     if (!io_uring_opcode_supported(probe, n.op)) {

@@ -24,7 +24,6 @@
 
 namespace shardloop {
 
-
 class UringPoller final : public Poller, public CompletionIo {
  public:
   static absl::StatusOr<std::unique_ptr<UringPoller>> create(const PollerOptions& options = {});

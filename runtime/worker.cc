@@ -197,7 +197,8 @@ void Worker::post(Inbox::Message fn) {
   inbox_.push(std::move(fn));
   // Write the eventfd only if the worker is parked, and only once per park: whoever flips
   // `parked_` from true to false owns the wakeup.
-  if (parked_.load(std::memory_order_seq_cst) && parked_.exchange(false, std::memory_order_seq_cst)) {
+  if (parked_.load(std::memory_order_seq_cst) &&
+      parked_.exchange(false, std::memory_order_seq_cst)) {
     counters_.wakeups_sent.fetch_add(1, std::memory_order_relaxed);
     poller_->wake();
   }
@@ -243,8 +244,10 @@ void RootList::link(RootPromise* p) {
 }
 
 void RootList::unlink(RootPromise* p) {
-  if (p->prev != nullptr) p->prev->next = p->next;
-  else head_ = p->next;
+  if (p->prev != nullptr)
+    p->prev->next = p->next;
+  else
+    head_ = p->next;
   if (p->next != nullptr) p->next->prev = p->prev;
   p->prev = p->next = nullptr;
   --size_;
@@ -263,8 +266,8 @@ void RootPromise::unhandled_exception() noexcept {
   try {
     throw;
   } catch (const std::exception& e) {
-    log(LogLevel::kError, "worker %d: task ended with an uncaught exception: %s",
-        worker->index(), e.what());
+    log(LogLevel::kError, "worker %d: task ended with an uncaught exception: %s", worker->index(),
+        e.what());
   } catch (...) {
     log(LogLevel::kError, "worker %d: task ended with an uncaught non-standard exception",
         worker->index());

@@ -14,17 +14,17 @@
 namespace shardloop {
 
 struct WorkerStats {
-  uint64_t tasks_run = 0;         // jobs executed from the run queue
+  uint64_t tasks_run = 0;  // jobs executed from the run queue
   uint64_t loop_iterations = 0;
-  uint64_t polls = 0;             // calls into the poller
-  uint64_t events = 0;            // events dispatched to a live handle
-  uint64_t stale_events = 0;      // events dropped because their token's generation was old
+  uint64_t polls = 0;         // calls into the poller
+  uint64_t events = 0;        // events dispatched to a live handle
+  uint64_t stale_events = 0;  // events dropped because their token's generation was old
   uint64_t timers_fired = 0;
   uint64_t inbox_messages = 0;
-  uint64_t parks = 0;             // polls that were allowed to block
-  uint64_t wakeups_sent = 0;      // eventfd writes made by others to wake this worker
+  uint64_t parks = 0;         // polls that were allowed to block
+  uint64_t wakeups_sent = 0;  // eventfd writes made by others to wake this worker
   uint64_t uncaught_exceptions = 0;
-  uint64_t live_tasks = 0;        // root tasks alive now
+  uint64_t live_tasks = 0;  // root tasks alive now
 };
 
 class alignas(64) WorkerCounters {
@@ -32,7 +32,9 @@ class alignas(64) WorkerCounters {
   struct Counter {
     std::atomic<uint64_t> v{0};
     // Owner-only increment: a plain load and store, since no one else writes.
-    void bump(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void bump(uint64_t n = 1) {
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
     void set(uint64_t n) { v.store(n, std::memory_order_relaxed); }
     uint64_t get() const { return v.load(std::memory_order_relaxed); }
   };

@@ -18,9 +18,9 @@ inline std::string backend_test_name(const ::testing::TestParamInfo<Backend>& in
 }
 
 // Skips the current test when `backend` cannot run here.
-#define SHARDLOOP_SKIP_IF_UNAVAILABLE(backend)                                      \
-  do {                                                                              \
-    auto resolved_ = ::shardloop::resolve_backend(backend);                         \
+#define SHARDLOOP_SKIP_IF_UNAVAILABLE(backend)                                          \
+  do {                                                                                  \
+    auto resolved_ = ::shardloop::resolve_backend(backend);                             \
     if (!resolved_.ok()) GTEST_SKIP() << "backend unavailable: " << resolved_.status(); \
   } while (0)
 

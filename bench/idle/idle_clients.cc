@@ -25,7 +25,8 @@ DEFINE_double(hold, 5, "seconds to hold them");
 int main(int argc, char** argv) {
   shardloop::cli::accept_dashed_flags(argc, argv);
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto addr = shardloop::net::Address::from_host_port(FLAGS_host, static_cast<uint16_t>(FLAGS_port));
+  auto addr =
+      shardloop::net::Address::from_host_port(FLAGS_host, static_cast<uint16_t>(FLAGS_port));
   if (!addr.ok()) {
     std::fprintf(stderr, "idle_clients: %s\n", addr.status().ToString().c_str());
     return 2;

@@ -74,7 +74,8 @@ Task<void> drive(Shared* shared, size_t worker) {
     co_return;
   }
   shared->connected.fetch_add(1);
-  while (!shared->go.load(std::memory_order_acquire)) co_await sleep_for(std::chrono::milliseconds(1));
+  while (!shared->go.load(std::memory_order_acquire))
+    co_await sleep_for(std::chrono::milliseconds(1));
 
   const size_t size = static_cast<size_t>(FLAGS_message_size);
   const size_t depth = static_cast<size_t>(FLAGS_pipeline);
@@ -116,7 +117,9 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (FLAGS_connections < 1 || FLAGS_pipeline < 1 || FLAGS_message_size < 1 || FLAGS_workers < 1 ||
       FLAGS_duration <= 0) {
-    std::fprintf(stderr, "loadgen: connections, pipeline, message_size, workers and duration must be positive\n");
+    std::fprintf(
+        stderr,
+        "loadgen: connections, pipeline, message_size, workers and duration must be positive\n");
     return 2;
   }
   auto backend = parse_backend(FLAGS_backend);
@@ -146,15 +149,16 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (shared.failed.load() > 0 || shared.connected.load() < FLAGS_connections) {
-    std::fprintf(stderr, "loadgen: only %d of %d connections established\n", shared.connected.load(),
-                 FLAGS_connections);
+    std::fprintf(stderr, "loadgen: only %d of %d connections established\n",
+                 shared.connected.load(), FLAGS_connections);
     rt.stop();
     return 1;
   }
 
   const auto intended = std::chrono::duration<double>(FLAGS_duration);
   const double self_cpu0 = bench::self_cpu_seconds();
-  const auto server_cpu0 = FLAGS_server_pid ? bench::process_cpu_seconds(FLAGS_server_pid) : std::nullopt;
+  const auto server_cpu0 =
+      FLAGS_server_pid ? bench::process_cpu_seconds(FLAGS_server_pid) : std::nullopt;
   const auto start = Clock::now();
   shared.stop_at = start + std::chrono::duration_cast<Clock::duration>(intended);
   shared.go.store(true, std::memory_order_release);
@@ -164,7 +168,8 @@ int main(int argc, char** argv) {
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   const double self_cpu = bench::self_cpu_seconds() - self_cpu0;
-  const auto server_cpu1 = FLAGS_server_pid ? bench::process_cpu_seconds(FLAGS_server_pid) : std::nullopt;
+  const auto server_cpu1 =
+      FLAGS_server_pid ? bench::process_cpu_seconds(FLAGS_server_pid) : std::nullopt;
   rt.stop();
 
   WorkerResult total;
@@ -183,8 +188,9 @@ int main(int argc, char** argv) {
     server_cpu_text = absl::StrFormat("%.2f", server_us);
   }
   if (wall > FLAGS_duration * 1.2 + 0.5) {
-    std::fprintf(stderr, "loadgen: warning: ran %.2f s for an intended %.2f s; the rate is suspect\n",
-                 wall, FLAGS_duration);
+    std::fprintf(stderr,
+                 "loadgen: warning: ran %.2f s for an intended %.2f s; the rate is suspect\n", wall,
+                 FLAGS_duration);
   }
   std::printf(
       "%s%sconnections=%d pipeline=%d size=%d wall=%.2fs requests=%llu rps=%.0f "
@@ -194,7 +200,8 @@ int main(int argc, char** argv) {
       FLAGS_message_size, wall, static_cast<unsigned long long>(total.requests), rps,
       total.latency.percentile(0.50) / 1e3, total.latency.percentile(0.99) / 1e3,
       total.latency.percentile(0.999) / 1e3, server_cpu_text.c_str(), self_cpu * per_req,
-      static_cast<unsigned long long>(total.errors), static_cast<unsigned long long>(total.mismatches));
+      static_cast<unsigned long long>(total.errors),
+      static_cast<unsigned long long>(total.mismatches));
   if (!FLAGS_json.empty()) {
     std::ofstream json(FLAGS_json);
     json << absl::StrFormat(

@@ -55,15 +55,16 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  Runtime rt({.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin || cpu_steering,
+  Runtime rt({.workers = static_cast<size_t>(FLAGS_workers),
+              .pin_cpus = FLAGS_pin || cpu_steering,
               .backend = *backend});
   if (auto s = rt.start(); !s.ok()) {
     std::fprintf(stderr, "echo_server: cannot start runtime: %s\n", s.ToString().c_str());
     return 1;
   }
-  auto server = net::Server::listen(
-      rt, *address, examples::serve_echo,
-      {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash});
+  auto server =
+      net::Server::listen(rt, *address, examples::serve_echo,
+                          {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash});
   if (!server.ok()) {
     std::fprintf(stderr, "echo_server: %s\n", server.status().ToString().c_str());
     return 1;

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "examples/echo/echo_service.h"
@@ -74,7 +74,8 @@ TEST_P(Backpressure, FiftyClientsPushWithoutReadingThenRead) {
       }
       bool writer_done = false;
       // Writer: a pseudo-random stream in 64 KiB pieces, never held whole in memory.
-      spawn([](Connection* conn, Stream* st, size_t total, uint64_t seed, bool* finished) -> Task<void> {
+      spawn([](Connection* conn, Stream* st, size_t total, uint64_t seed,
+               bool* finished) -> Task<void> {
         std::mt19937_64 rng(seed);
         std::vector<char> piece(64 * 1024);
         Sha256 sha;

@@ -63,7 +63,8 @@ class ConnectionTest : public ::testing::TestWithParam<Backend> {
             if (!n.ok() || *n == 0) {
               outcome->set_value(
                   {n.ok() ? absl::OkStatus() : n.status(),
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                       .count()});
               co_return;
             }
           }
@@ -251,7 +252,8 @@ TEST_P(ConnectionTest, ConnectionLimitRefusesTheExcess) {
   EXPECT_EQ(refused, 10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConnectionTest, testing::kAllBackends, testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, ConnectionTest, testing::kAllBackends,
+                         testing::backend_test_name);
 
 }  // namespace
 }  // namespace shardloop

@@ -61,9 +61,9 @@ TEST_P(Steering, CpuSteeringAcceptsOnTheWorkerOfTheClientsCpu) {
   std::vector<int> cpus = allowed_cpus();
   Runtime rt({.workers = 2, .pin_cpus = true, .backend = GetParam()});
   ASSERT_TRUE(rt.start().ok());
-  auto server = net::Server::listen(
-      rt, *Address::parse("127.0.0.1:0"), [](net::Connection) -> Task<void> { co_return; },
-      {.steering = net::Steering::kCpu});
+  auto server = net::Server::listen(rt, *Address::parse("127.0.0.1:0"),
+                                    [](net::Connection) -> Task<void> { co_return; },
+                                    {.steering = net::Steering::kCpu});
   ASSERT_TRUE(server.ok());
   if ((*server)->steering() != net::Steering::kCpu) GTEST_SKIP() << "kernel refused steering";
   const int kConnections = 200;
@@ -88,9 +88,10 @@ TEST_P(Steering, HashSteeringSplitIsReported) {
   auto stats = (*server)->stats();
   RecordProperty("worker0", static_cast<int>(stats.accepted[0]));
   RecordProperty("worker1", static_cast<int>(stats.accepted[1]));
-  std::printf("steering=hash, 200 connections from one CPU: worker 0 accepted %llu, worker 1 %llu\n",
-              static_cast<unsigned long long>(stats.accepted[0]),
-              static_cast<unsigned long long>(stats.accepted[1]));
+  std::printf(
+      "steering=hash, 200 connections from one CPU: worker 0 accepted %llu, worker 1 %llu\n",
+      static_cast<unsigned long long>(stats.accepted[0]),
+      static_cast<unsigned long long>(stats.accepted[1]));
   EXPECT_EQ(stats.accepted[0] + stats.accepted[1], 200u);
   rt.drain(absl::Seconds(5));
 }

@@ -46,31 +46,31 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
   Runtime server_rt({.workers = 2, .backend = GetParam()});
   ASSERT_TRUE(server_rt.start().ok());
   // Fixed-size requests, each answered with the same bytes.
-  auto server = net::Server::listen(server_rt, testing::loopback_any(),
-                                    [&](Connection conn) -> Task<void> {
-                                      char req[kRequestSize];
-                                      while (co_await read_exactly(conn, absl::MakeSpan(req))) {
-                                        requests_read++;
-                                        // The last byte says whether this is the last answer.
-                                        const bool closing = conn.draining();
-                                        req[kRequestSize - 1] = closing ? 'C' : 'K';
-                                        if (!(co_await conn.write(absl::MakeConstSpan(req))).ok()) break;
-                                        if (closing) break;
-                                      }
-                                      (void)co_await conn.finish();
-                                    });
+  auto server =
+      net::Server::listen(server_rt, testing::loopback_any(), [&](Connection conn) -> Task<void> {
+        char req[kRequestSize];
+        while (co_await read_exactly(conn, absl::MakeSpan(req))) {
+          requests_read++;
+          // The last byte says whether this is the last answer.
+          const bool closing = conn.draining();
+          req[kRequestSize - 1] = closing ? 'C' : 'K';
+          if (!(co_await conn.write(absl::MakeConstSpan(req))).ok()) break;
+          if (closing) break;
+        }
+        (void)co_await conn.finish();
+      });
   ASSERT_TRUE(server.ok());
   const net::Address addr = (*server)->address();
   // The slow clients' server answers each request with 64 KiB, so a client that never reads
   // soon has its handler stuck writing, where only the deadline can end it.
-  auto slow_server = net::Server::listen(server_rt, testing::loopback_any(),
-                                         [](Connection conn) -> Task<void> {
-                                           char req[kRequestSize];
-                                           std::vector<char> big(64 * 1024, 'b');
-                                           while (co_await read_exactly(conn, absl::MakeSpan(req))) {
-                                             if (!(co_await conn.write(absl::MakeConstSpan(big))).ok()) break;
-                                           }
-                                         });
+  auto slow_server =
+      net::Server::listen(server_rt, testing::loopback_any(), [](Connection conn) -> Task<void> {
+        char req[kRequestSize];
+        std::vector<char> big(64 * 1024, 'b');
+        while (co_await read_exactly(conn, absl::MakeSpan(req))) {
+          if (!(co_await conn.write(absl::MakeConstSpan(big))).ok()) break;
+        }
+      });
   ASSERT_TRUE(slow_server.ok());
   const net::Address slow_addr = (*slow_server)->address();
 
@@ -150,13 +150,14 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
   server->reset();
   slow_server->reset();
 
-  std::printf("drain: %zu tasks at start, %zu cancelled at the deadline, %.3f s; new connections "
-              "refused after %.3f s; %llu requests read by the server, %llu responses received, "
-              "%llu requests sent\n",
-              report.tasks_at_start, report.tasks_cancelled, absl::ToDoubleSeconds(report.elapsed),
-              refused_after, static_cast<unsigned long long>(requests_read.load()),
-              static_cast<unsigned long long>(responses.load()),
-              static_cast<unsigned long long>(sent.load()));
+  std::printf(
+      "drain: %zu tasks at start, %zu cancelled at the deadline, %.3f s; new connections "
+      "refused after %.3f s; %llu requests read by the server, %llu responses received, "
+      "%llu requests sent\n",
+      report.tasks_at_start, report.tasks_cancelled, absl::ToDoubleSeconds(report.elapsed),
+      refused_after, static_cast<unsigned long long>(requests_read.load()),
+      static_cast<unsigned long long>(responses.load()),
+      static_cast<unsigned long long>(sent.load()));
   EXPECT_GE(refused_after, 0) << "new connections were never refused";
   EXPECT_LT(refused_after, 0.1);
   EXPECT_EQ(requests_read.load(), responses.load())

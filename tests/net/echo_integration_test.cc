@@ -60,10 +60,11 @@ Task<void> run_client(Address server, Plan plan, Outcome* outcome) {
     spawn(write_message(&*conn, &msg, &written, &write_ok));
     size_t got = 0;
     while (ok && got < msg.size()) {
-      auto n = co_await conn->read(absl::MakeSpan(in.data(), std::min(in.size(), msg.size() - got)));
+      auto n =
+          co_await conn->read(absl::MakeSpan(in.data(), std::min(in.size(), msg.size() - got)));
       if (!n.ok() || *n == 0) {
-        ADD_FAILURE() << "read after " << got << " of " << msg.size() << " bytes: "
-                      << (n.ok() ? "EOF" : n.status().ToString());
+        ADD_FAILURE() << "read after " << got << " of " << msg.size()
+                      << " bytes: " << (n.ok() ? "EOF" : n.status().ToString());
         ok = false;
         break;
       }
@@ -89,7 +90,9 @@ Task<void> run_client(Address server, Plan plan, Outcome* outcome) {
 class EchoIntegration : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions options(size_t workers) const { return {.workers = workers, .backend = GetParam()}; }
+  RuntimeOptions options(size_t workers) const {
+    return {.workers = workers, .backend = GetParam()};
+  }
 };
 
 TEST_P(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
@@ -108,7 +111,8 @@ TEST_P(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
   {
     Runtime server_rt(options(4));
     ASSERT_TRUE(server_rt.start().ok());
-    auto server = net::Server::listen(server_rt, *Address::parse("127.0.0.1:0"), examples::serve_echo);
+    auto server =
+        net::Server::listen(server_rt, *Address::parse("127.0.0.1:0"), examples::serve_echo);
     ASSERT_TRUE(server.ok()) << server.status();
 
     Runtime client_rt(options(2));
@@ -173,7 +177,8 @@ TEST_P(EchoIntegration, PeerThatResetsMidStreamDoesNotHurtTheServer) {
     auto conn = co_await net::dial(addr);
     if (!conn.ok()) co_return;
     std::string hello = "hello";
-    if (!(co_await conn->write_all(absl::MakeConstSpan(hello.data(), hello.size()))).ok()) co_return;
+    if (!(co_await conn->write_all(absl::MakeConstSpan(hello.data(), hello.size()))).ok())
+      co_return;
     char buf[5];
     size_t got = 0;
     while (got < 5) {
@@ -226,7 +231,8 @@ TEST_P(EchoIntegration, Ipv6Loopback) {
   Address addr = (*server)->address();
   rt.spawn_on(1, [&]() -> Task<void> {
     auto conn = co_await net::dial(addr);
-    ok.set_value(conn.ok() && co_await testing::echo_round_trip(*conn, testing::random_bytes(200000, 3)));
+    ok.set_value(conn.ok() &&
+                 co_await testing::echo_round_trip(*conn, testing::random_bytes(200000, 3)));
   });
   EXPECT_TRUE(ok.get_future().get());
   rt.drain(absl::Seconds(5));

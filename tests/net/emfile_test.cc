@@ -1,6 +1,7 @@
 // Accepting under fd exhaustion: with the process's fd table filled up to RLIMIT_NOFILE, so
-// that every accept fails with EMFILE, 200 clients wait in the backlog for 10 s. The server must back off (at most 20 accept
-// attempts a second per worker, under 5% of a core), and serve again at once when fds free up.
+// that every accept fails with EMFILE, 200 clients wait in the backlog for 10 s. The server must
+// back off (at most 20 accept attempts a second per worker, under 5% of a core), and serve again at
+// once when fds free up.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,8 +36,10 @@ bool ping(const net::Address& addr) {
   size_t got = 0;
   while (ok && got < 4) {
     ssize_t n = ::recv(fd, buf + got, 4 - got, 0);
-    if (n <= 0) ok = false;
-    else got += static_cast<size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      got += static_cast<size_t>(n);
   }
   ::close(fd);
   return ok && std::string_view(buf, 4) == "ping";
@@ -83,13 +86,15 @@ TEST_P(Emfile, BacksOffWhileFdsAreExhaustedAndRecovers) {
   const auto recover_start = std::chrono::steady_clock::now();
   int ok = 0;
   for (int i = 0; i < 100; ++i) ok += ping(addr) ? 1 : 0;
-  const double recovery = std::chrono::duration<double>(std::chrono::steady_clock::now() - recover_start).count();
+  const double recovery =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - recover_start).count();
 
   const double seconds = std::chrono::duration<double>(hold).count();
-  std::printf("EMFILE for %.0f s: %llu failed accepts (%.1f/s per worker), %.3f s CPU (%.1f%% of a core); "
-              "100 requests after recovery took %.3f s\n",
-              seconds, static_cast<unsigned long long>(attempts), attempts / seconds / rt.size(), cpu,
-              100 * cpu / seconds, recovery);
+  std::printf(
+      "EMFILE for %.0f s: %llu failed accepts (%.1f/s per worker), %.3f s CPU (%.1f%% of a core); "
+      "100 requests after recovery took %.3f s\n",
+      seconds, static_cast<unsigned long long>(attempts), attempts / seconds / rt.size(), cpu,
+      100 * cpu / seconds, recovery);
   EXPECT_GT(attempts, 0u) << "the limit did not make accepts fail";
   EXPECT_LE(attempts / seconds / rt.size(), 20.0);
   EXPECT_LT(cpu / seconds, 0.05);

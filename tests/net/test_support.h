@@ -36,7 +36,6 @@ inline uint64_t test_seed() {
   return std::random_device{}();
 }
 
-
 inline net::Address loopback_any() { return *net::Address::parse("127.0.0.1:0"); }
 
 inline std::vector<char> random_bytes(size_t n, uint64_t seed) {
@@ -64,7 +63,7 @@ inline Task<bool> echo_round_trip(net::Connection& conn, const std::vector<char>
     got += *n;
   }
   while (!written) co_await yield_now();  // the writer points into this frame
-  co_return same && write_ok && got == data.size();
+  co_return same&& write_ok&& got == data.size();
 }
 
 }  // namespace shardloop::testing

@@ -196,7 +196,8 @@ TEST(UringBuffers, ExhaustedBufferRingLosesNothing) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(ok.load(), connections);
-  PollerCounters counters = server_rt.call_on(0, [] { return Worker::current()->poller_counters(); });
+  PollerCounters counters =
+      server_rt.call_on(0, [] { return Worker::current()->poller_counters(); });
   EXPECT_GT(counters.enobufs, 0u) << "the test meant to exhaust the buffer ring did not";
   EXPECT_GT(counters.buffer_refills, 0u);
   client_rt.stop();
@@ -214,7 +215,8 @@ TEST(UringCounters, EchoLoadIsCounted) {
   rt.spawn_on(0, [&]() -> Task<void> {
     auto conn = co_await net::dial(addr);
     bool all = conn.ok();
-    for (int i = 0; all && i < 100; ++i) all = co_await echo_round_trip(*conn, random_bytes(100, i));
+    for (int i = 0; all && i < 100; ++i)
+      all = co_await echo_round_trip(*conn, random_bytes(100, i));
     ok.set_value(all);
   });
   EXPECT_TRUE(ok.get_future().get());

@@ -76,7 +76,8 @@ TEST(FrameCodec, EncoderWritesTheDocumentedLayout) {
 
 TEST(FrameCodec, DecoderReadsTheDocumentedLayout) {
   FrameDecoder dec;
-  const DecodeResult r = dec.decode(kGolden + "SLRP");  // the next frame's start is not touched
+  const std::string input = kGolden + "SLRP";  // the next frame's start is not touched
+  const DecodeResult r = dec.decode(input);    // (the frame's fields are views into `input`)
   ASSERT_EQ(r.status, DecodeStatus::kFrame) << frame_error_message(r.error);
   EXPECT_EQ(r.consumed, 38u);
   const Frame& f = dec.frame();

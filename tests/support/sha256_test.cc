@@ -24,7 +24,8 @@ TEST(Sha256, IncrementalEqualsOneShot) {
   std::string s(10000, '\0');
   for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(i * 131 + 7);
   Sha256 h;
-  for (size_t i = 0; i < s.size(); i += 97) h.update(absl::MakeConstSpan(s.data() + i, std::min<size_t>(97, s.size() - i)));
+  for (size_t i = 0; i < s.size(); i += 97)
+    h.update(absl::MakeConstSpan(s.data() + i, std::min<size_t>(97, s.size() - i)));
   EXPECT_EQ(h.hex(), sha(s));
 }
 
