@@ -38,6 +38,7 @@ test-tsan: setup
 # each target for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 fuzz:
+	@bash cmake/install-deps.sh fuzz
 	JOBS=$(JOBS) bash tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
 
 format:

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages shardloop builds and tests with, if any is missing.
 # Uses sudo when not root; fails with a clear message when packages cannot be installed.
+#   cmake/install-deps.sh          what `make run` and `make test` need
+#   cmake/install-deps.sh fuzz     also clang and its libFuzzer runtime, for `make fuzz`
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
   liburing-dev libabsl-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev
-  # libFuzzer targets (make fuzz): clang and its fuzzer/sanitizer runtime.
-  clang libclang-rt-14-dev
 )
+if [ "${1:-}" = "fuzz" ]; then
+  # libFuzzer targets: clang and its fuzzer/sanitizer runtime.
+  packages+=(clang libclang-rt-14-dev)
+fi
 # Optional tools that tests and `make run` use when present (strace for syscall counts).
 optional=(strace)
 
