@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "net/protocols/http_parser.h"
 #include "net/protocols/http_response.h"
 #include "runtime/runtime.h"
@@ -57,6 +58,7 @@ Task<void> serve_http(net::Connection conn) {
   std::string out;  // answers not yet written
   bool sent_continue = false;
   bool done = false;
+  bool rejected = false;
   while (!done) {
     size_t consumed = 0;
     for (;;) {
@@ -70,7 +72,8 @@ Task<void> serve_http(net::Connection conn) {
       }
       if (r.status == http::ParseStatus::kError) {
         http::append_error_response(r.error_status, &out);
-        done = true;  // nothing after a framing error can be trusted: close
+        rejected = true;  // nothing after a framing error can be trusted: close
+        done = true;
         break;
       }
       const bool close = r.must_close || conn.draining();
@@ -92,6 +95,23 @@ Task<void> serve_http(net::Connection conn) {
     auto chunk = co_await conn.read_chunk();
     if (!chunk.ok() || chunk->empty()) break;
     in.append(chunk->data(), chunk->size());
+  }
+  if (rejected) {
+    // Lingering close, as nginx does: send FIN after the error answer, then read and discard
+    // what the client still sends (at most 1 s and 64 KiB). Closing with unread bytes would
+    // make the kernel answer them with an RST, which can destroy the error answer before the
+    // client reads it.
+    if ((co_await conn.shutdown_write()).ok()) {
+      conn.set_deadline(absl::Now() + absl::Seconds(1));
+      size_t discarded = 0;
+      while (discarded < 64 * 1024) {
+        auto chunk = co_await conn.read_chunk();
+        if (!chunk.ok() || chunk->empty()) break;
+        discarded += chunk->size();
+      }
+    }
+    conn.close();
+    co_return;
   }
   (void)co_await conn.finish();
 }
