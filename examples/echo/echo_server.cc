@@ -7,11 +7,10 @@
 //   ./echo_server --port 7000 --workers 2 &
 //   printf 'hello\n' | nc -q1 127.0.0.1 7000        # prints hello
 //   ./loadgen --port 7000 --connections 100 --duration 3
-#include <signal.h>
-
 #include <cstdio>
 
 #include "examples/common/cli.h"
+#include "examples/common/serve_until_signal.h"
 #include "examples/echo/echo_service.h"
 #include "gflags/gflags.h"
 #include "net/server.h"
@@ -47,42 +46,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals before any worker starts, so workers inherit the mask and only
-  // sigwait() below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  Runtime rt({.workers = static_cast<size_t>(FLAGS_workers),
-              .pin_cpus = FLAGS_pin || cpu_steering,
-              .backend = *backend});
-  if (auto s = rt.start(); !s.ok()) {
-    std::fprintf(stderr, "echo_server: cannot start runtime: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  auto server =
-      net::Server::listen(rt, *address, examples::serve_echo,
-                          {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash});
-  if (!server.ok()) {
-    std::fprintf(stderr, "echo_server: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  std::printf("echo_server: listening on %s with %zu %s workers\n",
-              (*server)->address().to_string().c_str(), rt.size(),
-              std::string(backend_name(rt.worker(0).backend())).c_str());
-  std::fflush(stdout);
-
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  auto report = rt.drain(absl::Milliseconds(FLAGS_drain_seconds * 1000));
-  auto stats = (*server)->stats();
-  uint64_t accepted = 0;
-  for (uint64_t a : stats.accepted) accepted += a;
-  std::printf("echo_server: drained in %s: %llu connections accepted, %zu tasks cancelled\n",
-              absl::FormatDuration(report.elapsed).c_str(),
-              static_cast<unsigned long long>(accepted), report.tasks_cancelled);
-  server->reset();
-  return 0;
+  return examples::serve_until_signal(
+      "echo_server",
+      {.workers = static_cast<size_t>(FLAGS_workers),
+       .pin_cpus = FLAGS_pin || cpu_steering,
+       .backend = *backend},
+      *address, examples::serve_echo,
+      {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash},
+      absl::Milliseconds(FLAGS_drain_seconds * 1000));
 }

@@ -8,11 +8,10 @@
 //   curl -s http://127.0.0.1:8080/          # hello
 //   curl -s http://127.0.0.1:8080/stats     # per-worker counters as JSON
 //   wrk -t1 -c100 -d10s http://127.0.0.1:8080/
-#include <signal.h>
-
 #include <cstdio>
 
 #include "examples/common/cli.h"
+#include "examples/common/serve_until_signal.h"
 #include "examples/http/http_service.h"
 #include "gflags/gflags.h"
 #include "net/server.h"
@@ -38,32 +37,8 @@ int main(int argc, char** argv) {
                  (!backend.ok() ? backend.status() : address.status()).ToString().c_str());
     return 2;
   }
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  Runtime rt(
-      {.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin, .backend = *backend});
-  if (auto s = rt.start(); !s.ok()) {
-    std::fprintf(stderr, "http_server: cannot start runtime: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  auto server = net::Server::listen(rt, *address, examples::serve_http);
-  if (!server.ok()) {
-    std::fprintf(stderr, "http_server: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  std::printf("http_server: listening on %s with %zu %s workers\n",
-              (*server)->address().to_string().c_str(), rt.size(),
-              std::string(backend_name(rt.worker(0).backend())).c_str());
-  std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  auto report = rt.drain(absl::Milliseconds(FLAGS_drain_seconds * 1000));
-  std::printf("http_server: drained in %s, %zu tasks cancelled\n",
-              absl::FormatDuration(report.elapsed).c_str(), report.tasks_cancelled);
-  server->reset();
-  return 0;
+  return examples::serve_until_signal(
+      "http_server",
+      {.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin, .backend = *backend},
+      *address, examples::serve_http, {}, absl::Milliseconds(FLAGS_drain_seconds * 1000));
 }

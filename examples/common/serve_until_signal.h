@@ -1,0 +1,56 @@
+// serve_until_signal(): the main loop every example server shares. Starts a Runtime, listens,
+// prints "NAME: listening on ADDRESS with N BACKEND workers" (the benchmark scripts read it),
+// waits for SIGINT or SIGTERM, drains, and prints what the drain did. Returns the exit code.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/time/time.h"
+#include "net/server.h"
+#include "runtime/runtime.h"
+
+namespace shardloop::examples {
+
+inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_options,
+                              const net::Address& address, net::ConnectionHandler handler,
+                              const net::ServerOptions& server_options, absl::Duration drain) {
+  // Block the stop signals before any worker starts, so workers inherit the mask and only
+  // sigwait() below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Runtime rt(runtime_options);
+  if (auto s = rt.start(); !s.ok()) {
+    std::fprintf(stderr, "%s: cannot start runtime: %s\n", name, s.ToString().c_str());
+    return 1;
+  }
+  auto server = net::Server::listen(rt, address, std::move(handler), server_options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name, server.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("%s: listening on %s with %zu %s workers\n", name,
+              (*server)->address().to_string().c_str(), rt.size(),
+              std::string(backend_name(rt.worker(0).backend())).c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  DrainReport report = rt.drain(drain);
+  net::ServerStats stats = (*server)->stats();
+  uint64_t accepted = 0;
+  for (uint64_t a : stats.accepted) accepted += a;
+  std::printf("%s: drained in %s: %llu connections accepted, %zu tasks cancelled\n", name,
+              absl::FormatDuration(report.elapsed).c_str(),
+              static_cast<unsigned long long>(accepted), report.tasks_cancelled);
+  server->reset();
+  return 0;
+}
+
+}  // namespace shardloop::examples
