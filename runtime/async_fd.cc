@@ -69,20 +69,7 @@ void AsyncFd::close() {
   worker_->assert_owner();
   closing_ = true;
   fd_ = -1;
-  if (reader_ != nullptr) {
-    reader_->result = -ECANCELED;
-    resume(std::exchange(reader_, nullptr)->waiter);
-  }
-  if (acceptor_ != nullptr) {
-    acceptor_->result = -ECANCELED;
-    resume(std::exchange(acceptor_, nullptr)->waiter);
-  }
-  if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
-  if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
-  if (writer_ != nullptr) {
-    writer_->error = ECANCELED;
-    resume(std::exchange(writer_, nullptr)->waiter);
-  }
+  cancel_all_waiters();
   if (cio_ == nullptr) {
     write_queue_.clear();
     worker_->deregister_fd(raw_fd_, token_);
@@ -112,6 +99,12 @@ void AsyncFd::finish_close() {
   }
 }
 
+void AsyncFd::cancel_all_waiters() {
+  interrupt_waiters(ECANCELED, /*reads=*/true, /*writes=*/true);
+  if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
+  if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+}
+
 int AsyncFd::release() {
   assert(cio_ == nullptr && "release() is for readiness-mode fds");
   if (fd_ < 0) return -1;
@@ -121,16 +114,7 @@ int AsyncFd::release() {
   raw_fd_ = -1;
   fd_ = -1;
   closing_ = true;
-  if (reader_ != nullptr) {
-    reader_->result = -ECANCELED;
-    resume(std::exchange(reader_, nullptr)->waiter);
-  }
-  if (writer_ != nullptr) {
-    writer_->error = ECANCELED;
-    resume(std::exchange(writer_, nullptr)->waiter);
-  }
-  if (read_ready_waiter_) resume(std::exchange(read_ready_waiter_, nullptr));
-  if (write_ready_waiter_) resume(std::exchange(write_ready_waiter_, nullptr));
+  cancel_all_waiters();
   worker_->deregister_fd(fd, token_);
   return fd;
 }

@@ -288,6 +288,8 @@ class AsyncFd final : public IoHandle {
   void update_recv();
   bool submit(uint8_t op);
   void finish_close();
+  // Resumes every waiting operation with ECANCELED (close and release).
+  void cancel_all_waiters();
 
   void resume(std::coroutine_handle<> h);
 

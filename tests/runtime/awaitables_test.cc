@@ -22,12 +22,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-RuntimeOptions workers(size_t n) {
-  RuntimeOptions options;
-  options.workers = n;
-  options.backend = Backend::kEpoll;
-  return options;
-}
+using testing::workers;
 
 template <typename T>
 T get_within_patience(std::future<T>& f) {

@@ -23,12 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-RuntimeOptions workers(size_t n) {
-  RuntimeOptions options;
-  options.workers = n;
-  options.backend = Backend::kEpoll;
-  return options;
-}
+using testing::workers;
 
 TEST(RuntimeTest, AllowedCpusAreSortedAndNonEmpty) {
   std::vector<int> cpus = allowed_cpus();

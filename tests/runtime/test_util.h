@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/runtime.h"
 #include "runtime/task.h"
 
 namespace shardloop::testing {
@@ -23,6 +24,14 @@ inline constexpr int kSanitizerScale = 4;
 #else
 inline constexpr int kSanitizerScale = 1;
 #endif
+
+// Options for an n-worker epoll runtime (the runtime tests' default backend).
+inline RuntimeOptions workers(size_t n) {
+  RuntimeOptions options;
+  options.workers = n;
+  options.backend = Backend::kEpoll;
+  return options;
+}
 
 // Generous bound for "this should happen promptly": only a hang should ever reach it.
 inline constexpr std::chrono::seconds kPatience{10};
