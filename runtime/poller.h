@@ -103,7 +103,8 @@ struct PollerOptions {
 
 // Decides which concrete backend `requested` means on this kernel. kAuto picks io_uring when
 // the kernel offers everything the UringPoller needs, else epoll, and logs one line saying why
-// it fell back. An explicit kIoUring the kernel refuses is an error naming the reason.
+// it fell back. An explicit kIoUring the kernel refuses is an error naming the reason. The probe
+// runs on a short-lived thread, so the calling thread is left without io_uring state.
 absl::StatusOr<Backend> resolve_backend(Backend requested);
 
 // Creates a poller for a resolved backend (kEpoll or kIoUring). Call it on the thread that will

@@ -1,6 +1,7 @@
 // The only place that names concrete pollers.
 #include <atomic>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/epoll_poller.h"
@@ -45,7 +46,11 @@ absl::StatusOr<Backend> resolve_backend(Backend requested) {
   if (int err = g_injected_uring_errno.load(std::memory_order_relaxed); err != 0) {
     usable = errno_status(err, "io_uring_setup (injected failure)");
   } else {
-    usable = probe_io_uring();
+    // Probe on a short-lived thread: setting up and tearing down a ring gives the calling
+    // thread io_uring task state whose asynchronous teardown can interrupt that thread's next
+    // blocking call with a spurious EINTR (seen as recv() on a socket with SO_RCVTIMEO failing
+    // at once). A probe must not leave that behind in its caller.
+    std::thread([&] { usable = probe_io_uring(); }).join();
   }
   if (usable.ok()) return Backend::kIoUring;
   if (requested == Backend::kIoUring) {

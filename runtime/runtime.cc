@@ -37,10 +37,7 @@ absl::Status Runtime::start() {
   if (state_.load(std::memory_order_acquire) != State::kNew) {
     return absl::FailedPreconditionError("a Runtime can be started only once");
   }
-  // Probe on a short-lived thread: setting up and tearing down the probe's ring can leave the
-  // calling thread one spurious EINTR, which belongs to no caller.
-  absl::StatusOr<Backend> backend = absl::UnknownError("backend not resolved");
-  std::thread([&] { backend = resolve_backend(options_.backend); }).join();
+  absl::StatusOr<Backend> backend = resolve_backend(options_.backend);
   if (!backend.ok()) return backend.status();
   std::vector<int> cpus = allowed_cpus();
   size_t n = options_.workers != 0 ? options_.workers : cpus.size();
