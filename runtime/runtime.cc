@@ -41,9 +41,10 @@ absl::Status Runtime::start() {
   if (!backend.ok()) return backend.status();
   std::vector<int> cpus = allowed_cpus();
   size_t n = options_.workers != 0 ? options_.workers : cpus.size();
+  steal_coordinator_ = std::make_unique<scheduler::StealCoordinator>(n);
   for (size_t i = 0; i < n; ++i) {
     int cpu = options_.pin_cpus ? cpus[i % cpus.size()] : -1;
-    workers_.push_back(std::unique_ptr<Worker>(new Worker(*this, i, *backend, cpu)));
+    workers_.push_back(std::unique_ptr<Worker>(new Worker(*this, i, n, *backend, cpu)));
   }
   {
     MutexLock lock(&loops_mu_);
@@ -153,6 +154,20 @@ void Runtime::spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task) {
   worker->post([worker, pending = PendingSpawn(this), make = std::move(make_task)]() mutable {
     pending.consumed();
     worker->spawn(run_owning_factory(std::move(make)), /*already_counted=*/true);
+  });
+}
+
+void Runtime::spawn(absl::AnyInvocable<Task<void>()> make_task) {
+  Worker* current = Worker::current();
+  if (current != nullptr && &current->runtime() == this) {
+    current->spawn_stealable(run_owning_factory(std::move(make_task)));
+    return;
+  }
+  Worker* worker = workers_[next_spawn_.fetch_add(1, std::memory_order_relaxed) % size()].get();
+  task_started();
+  worker->post([worker, pending = PendingSpawn(this), make = std::move(make_task)]() mutable {
+    pending.consumed();
+    worker->spawn_stealable(run_owning_factory(std::move(make)), /*already_counted=*/true);
   });
 }
 

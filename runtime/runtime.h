@@ -29,6 +29,7 @@
 #include "runtime/poller.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
+#include "scheduler/steal_coordinator.h"
 
 namespace shardloop {
 
@@ -85,6 +86,12 @@ class Runtime {
   // finishes, so `make_task` may itself be a coroutine lambda that uses its captures.
   void spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task);
 
+  // Starts the task as a stealable root (Worker::spawn_stealable): on the calling worker when
+  // called from one of this runtime's workers, else queued on the workers in turn; an idle
+  // worker may take it and run it. `make_task` runs on whichever worker starts the task, which
+  // owns it from then on.
+  void spawn(absl::AnyInvocable<Task<void>()> make_task);
+
   // Runs `fn` on worker `w` and blocks until it returns; for threads that are not workers.
   template <typename F>
   auto call_on(size_t w, F fn) -> std::invoke_result_t<F&> {
@@ -113,6 +120,9 @@ class Runtime {
   enum class State { kNew, kRunning, kStopped };
 
   void task_started() { live_tasks_.fetch_add(1, std::memory_order_relaxed); }
+  // Wakes one parked worker to steal, unless none is idle or one is already searching
+  // (worker_stealing.cc has the handshake).
+  void notify_idle_worker();
 
  public:
   // For spawn_on()'s bookkeeping only: a counted spawn whose message was never run.
@@ -133,6 +143,15 @@ class Runtime {
   std::atomic<State> state_{State::kNew};
   std::atomic<int64_t> live_tasks_{0};
 
+  // Work stealing (worker_stealing.cc). Created by start() before any worker runs, then shared.
+  std::unique_ptr<scheduler::StealCoordinator> steal_coordinator_;
+  // Workers announced as about to block in their poller. seq_cst read-modify-writes only (both
+  // sides of the park handshake), except the relaxed decrement after waking.
+  std::atomic<size_t> idle_workers_{0};
+  // Rotates which parked worker notify_idle_worker() tries first. Relaxed: only a hint.
+  std::atomic<size_t> next_notify_{0};
+  std::atomic<size_t> next_spawn_{0};  // spawn() from outside: round robin. Relaxed: a hint.
+
   Mutex init_mu_;
   std::condition_variable_any init_cv_;
   size_t init_reported_ ABSL_GUARDED_BY(init_mu_) = 0;
@@ -152,5 +171,7 @@ std::vector<int> allowed_cpus();
 
 // Starts `task` as a root on the current worker. Must be called on a worker.
 void spawn(Task<void> task);
+// Starts `task` as a stealable root (Worker::spawn_stealable) on the current worker.
+void spawn_stealable(Task<void> task);
 
 }  // namespace shardloop

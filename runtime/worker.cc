@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <cassert>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/async_fd.h"
@@ -23,8 +24,21 @@ constexpr size_t kEventsPerPoll = 256;
 
 Worker* Worker::current() { return t_current_worker; }
 
-Worker::Worker(Runtime& runtime, size_t index, Backend backend, int cpu)
-    : runtime_(runtime), index_(index), cpu_(cpu), backend_(backend), events_(kEventsPerPoll) {}
+Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu)
+    : Worker(runtime, index, workers, backend, cpu,
+             scheduler::make_work_stealing_deque<UnstartedRoot>(scheduler::kDefaultDequeCapacity)) {
+}
+
+Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
+               StealableDeque deque)
+    : runtime_(runtime),
+      index_(index),
+      cpu_(cpu),
+      backend_(backend),
+      events_(kEventsPerPoll),
+      stealable_(std::move(deque.first)),
+      victims_(index, workers, index + 1),
+      stealer_(std::move(deque.second)) {}
 
 Worker::~Worker() {
   // Joined by Runtime::stop(); messages that arrived after the loop exited are dropped here.
@@ -78,7 +92,10 @@ void Worker::run_loop() {
   while (!stop_requested_.load(std::memory_order_acquire)) {
     counters_.loop_iterations.bump();
     run_ready();
+    run_stealable();
     take_inbox();
+    if (!has_local_work()) try_steal();
+    if (std::exchange(notify_pending_, false)) runtime_.notify_idle_worker();
     poll(poll_timeout_ns());
     counters_.timers_fired.bump(timers_.fire_due(Clock::now()));
   }
@@ -104,7 +121,7 @@ void Worker::take_inbox() {
 }
 
 int64_t Worker::poll_timeout_ns() {
-  if (!ready_.empty()) return 0;
+  if (!ready_.empty() || !stealable_.empty() || !stealable_overflow_.empty()) return 0;
   std::optional<TimePoint> next = timers_.next_deadline();
   if (!next) return -1;
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()).count();
@@ -112,12 +129,16 @@ int64_t Worker::poll_timeout_ns() {
 }
 
 void Worker::poll(int64_t timeout_ns) {
-  if (timeout_ns != 0) {
+  const bool announced = timeout_ns != 0;
+  if (announced) {
     // Park handshake (see inbox.h): announce we may block, then re-check for messages and stop
     // requests that raced with the announcement. A producer that pushed before our store sees
-    // either the flag (and writes the eventfd) or we see its message here.
+    // either the flag (and writes the eventfd) or we see its message here. The same for
+    // stealable roots, with the idle count in place of the inbox (worker_stealing.cc).
     parked_.store(true, std::memory_order_seq_cst);
-    if (inbox_.maybe_nonempty() || stop_requested_.load(std::memory_order_seq_cst)) {
+    runtime_.idle_workers_.fetch_add(1, std::memory_order_seq_cst);
+    if (inbox_.maybe_nonempty() || stop_requested_.load(std::memory_order_seq_cst) ||
+        stealable_elsewhere()) {
       timeout_ns = 0;
     } else {
       counters_.parks.bump();
@@ -125,8 +146,10 @@ void Worker::poll(int64_t timeout_ns) {
   }
   counters_.polls.bump();
   auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
-  // Relaxed: a producer that still sees `true` only writes one spare wakeup.
+  // Relaxed: a producer that still sees `true` only writes one spare wakeup, and one that still
+  // counts this worker idle only looks for a parked flag it will not find.
   parked_.store(false, std::memory_order_relaxed);
+  if (announced) runtime_.idle_workers_.fetch_sub(1, std::memory_order_relaxed);
   if (!n.ok()) {
     log(LogLevel::kError, "worker %d: poll failed: %s", index_, n.status().ToString());
     return;
@@ -195,13 +218,19 @@ bool Worker::cancel_timer(TimerId id) {
 
 void Worker::post(Inbox::Message fn) {
   inbox_.push(std::move(fn));
+  wake_if_parked();
+}
+
+bool Worker::wake_if_parked() {
   // Write the eventfd only if the worker is parked, and only once per park: whoever flips
   // `parked_` from true to false owns the wakeup.
   if (parked_.load(std::memory_order_seq_cst) &&
       parked_.exchange(false, std::memory_order_seq_cst)) {
     counters_.wakeups_sent.fetch_add(1, std::memory_order_relaxed);
     poller_->wake();
+    return true;
   }
+  return false;
 }
 
 void Worker::request_stop() {
@@ -212,7 +241,9 @@ void Worker::request_stop() {
 
 void Worker::teardown() {
   // Destroying suspended roots runs their destructors (closing fds, cancelling timers) here, on
-  // the owner, while the poller and registry still exist.
+  // the owner, while the poller and registry still exist. Roots that never started are adopted
+  // first so that they are destroyed (and uncounted) the same way.
+  adopt_unstarted_roots();
   roots_.destroy_all();
   counters_.live_tasks.set(0);
   ready_.clear();
@@ -287,6 +318,12 @@ void spawn(Task<void> task) {
   Worker* w = Worker::current();
   assert(w != nullptr && "spawn() outside a worker; use Runtime::spawn_on()");
   w->spawn(std::move(task));
+}
+
+void spawn_stealable(Task<void> task) {
+  Worker* w = Worker::current();
+  assert(w != nullptr && "spawn_stealable() outside a worker; use Runtime::spawn()");
+  w->spawn_stealable(std::move(task));
 }
 
 }  // namespace shardloop

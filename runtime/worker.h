@@ -2,7 +2,13 @@
 //
 // The loop (worker.cc, Worker::run_loop) is:
 //
-//   run ready jobs -> take inbox messages -> poll (0 timeout if work remains) -> fire timers
+//   run ready jobs -> start stealable roots -> take inbox messages
+//     -> (about to park?) steal roots from a busy worker -> poll (0 timeout if work remains)
+//     -> fire timers
+//
+// Stealable roots (spawn_stealable, worker_stealing.cc) are the only work that moves between
+// workers: a root that has not started has touched no fd, timer or frame of its worker, so the
+// worker that starts it becomes its owner as if it had been spawned there.
 //
 // Everything a worker owns (its fds, timers, coroutines) is touched only by its thread. Other
 // threads reach it only through post(), which queues a message in the inbox and writes the
@@ -16,6 +22,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -32,6 +39,8 @@
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
 #include "runtime/worker_stats.h"
+#include "scheduler/victim_picker.h"
+#include "scheduler/work_stealing_deque.h"
 
 namespace shardloop {
 
@@ -63,6 +72,11 @@ class Worker {
   // Starts `task` as a detached root on this worker (it first runs in the next run phase).
   // `already_counted`: the runtime's live-task count already includes it (Runtime::spawn_on).
   void spawn(Task<void> task, bool already_counted = false);
+  // Like spawn(), but the root waits in this worker's stealable queue, from which an idle worker
+  // may take it (half a queue at a time) before it parks. Once started, the root belongs to the
+  // worker that started it, for good. Use it for work that may run anywhere: the task must not
+  // capture this worker's connections, fds or timers (it may create its own once running).
+  void spawn_stealable(Task<void> task, bool already_counted = false);
 
   absl::StatusOr<Token> register_fd(int fd, IoHandle* handle, uint32_t interest);
   // Stops delivering events for `fd`; events already fetched for it are dropped.
@@ -105,12 +119,21 @@ class Worker {
   // Runs `fn` on this worker. Messages posted after the worker stopped are destroyed unrun.
   void post(Inbox::Message fn);
   WorkerStats stats() const { return counters_.snapshot(); }
+  // Stealable roots queued here (a hint: thieves and the owner race with it).
+  size_t stealable_hint() const { return stealer_.size_hint(); }
 
  private:
   friend class Runtime;
   friend struct internal::RootPromise;
 
-  Worker(Runtime& runtime, size_t index, Backend backend, int cpu);
+  // A stealable root waiting to start: its promise (a pointer, as the deque needs).
+  using UnstartedRoot = internal::RootPromise*;
+  using StealableDeque =
+      std::pair<scheduler::DequeLocal<UnstartedRoot>, scheduler::DequeStealer<UnstartedRoot>>;
+
+  Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu);
+  Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
+         StealableDeque deque);
 
   // Creates the poller on this worker's own thread (io_uring rings are single-issuer).
   absl::Status init_on_thread();
@@ -118,6 +141,15 @@ class Worker {
   void run_loop();
   void run_ready();
   void take_inbox();
+  // worker_stealing.cc
+  void start_root(UnstartedRoot root);
+  void run_stealable();
+  bool has_local_work() const;
+  bool try_steal();
+  bool stealable_elsewhere() const;  // seq_cst re-check half of the park handshake
+  void adopt_unstarted_roots();
+  // Any thread: wakes this worker if it is parked; true if this call woke it.
+  bool wake_if_parked();
   int64_t poll_timeout_ns();
   void poll(int64_t timeout_ns);
   void teardown();
@@ -145,8 +177,19 @@ class Worker {
   // connection amortises its turn, small enough that a turn lasts microseconds.
   static constexpr int kBudget = 128;
   int budget_ = kBudget;
+  // Stealable roots: the ring's owner end, and the excess when the ring is full (FIFO, never
+  // stolen until it moves into the ring). `notify_pending_`: the refill pushed roots to the ring
+  // since the last notify.
+  scheduler::DequeLocal<UnstartedRoot> stealable_;
+  std::deque<UnstartedRoot> stealable_overflow_;
+  scheduler::VictimPicker victims_;
+  bool notify_pending_ = false;
+  // Stealable roots started per run phase at most (see worker_stealing.cc).
+  static constexpr size_t kStartsPerTurn = 256;
 
   // Shared with other threads.
+  // The thieves' end of `stealable_`: any worker may steal through it (see the deque's rules).
+  scheduler::DequeStealer<UnstartedRoot> stealer_;  // assigned once, at construction
   Inbox inbox_;
   // True while the worker is about to block, or blocked, in the poller. seq_cst: see inbox.h.
   std::atomic<bool> parked_{false};

@@ -24,7 +24,10 @@ struct WorkerStats {
   uint64_t parks = 0;         // polls that were allowed to block
   uint64_t wakeups_sent = 0;  // eventfd writes made by others to wake this worker
   uint64_t uncaught_exceptions = 0;
-  uint64_t live_tasks = 0;  // root tasks alive now
+  uint64_t live_tasks = 0;         // root tasks alive now
+  uint64_t steal_searches = 0;     // searches of other workers' stealable queues
+  uint64_t tasks_stolen = 0;       // stealable roots this worker took from others
+  uint64_t stealable_started = 0;  // stealable roots this worker started (its own or stolen)
 };
 
 class alignas(64) WorkerCounters {
@@ -40,7 +43,7 @@ class alignas(64) WorkerCounters {
   };
 
   Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
-      parks, uncaught_exceptions, live_tasks;
+      parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started;
   // Written by other threads, so a real read-modify-write.
   std::atomic<uint64_t> wakeups_sent{0};
 
@@ -57,6 +60,9 @@ class alignas(64) WorkerCounters {
     s.wakeups_sent = wakeups_sent.load(std::memory_order_relaxed);
     s.uncaught_exceptions = uncaught_exceptions.get();
     s.live_tasks = live_tasks.get();
+    s.steal_searches = steal_searches.get();
+    s.tasks_stolen = tasks_stolen.get();
+    s.stealable_started = stealable_started.get();
     return s;
   }
 };
