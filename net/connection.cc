@@ -53,6 +53,8 @@ struct Connection::State {
   Interruption read_interruption = Interruption::kNone;
   Interruption write_interruption = Interruption::kNone;
   ConnectionTracker* tracker = nullptr;
+  // Set when the connection migrated into another shard's tracker: keeps that shard alive.
+  std::shared_ptr<ConnectionTracker> adopted_by;
 
   State(AsyncFd::Ptr f, const ConnectionOptions& o)
       : fd(std::move(f)),
@@ -243,6 +245,46 @@ void Connection::drain() {
   if (state_) state_->drain();
 }
 
+bool Connection::migrating() const { return state_ != nullptr && state_->fd->migrating(); }
+
+absl::Status Connection::migrate(Worker& target, absl::AnyInvocable<void(bool)> done) {
+  if (!valid()) return absl::FailedPreconditionError("migrate on a closed connection");
+  State* s = state_.get();
+  AsyncFd::MigrationHooks hooks;
+  hooks.departure = [s] {
+    // Timers and the tracker are the old worker's: leave both.
+    if (s->timer != 0) s->fd->worker()->cancel_timer(s->timer);
+    s->timer = 0;
+    s->timer_at = kNever;
+    if (s->tracker != nullptr) {
+      s->tracker->remove(s);
+      s->tracker = nullptr;
+    }
+  };
+  // The group outlives the old tracker only through this copy.
+  std::shared_ptr<const ConnectionTracker::Group> group =
+      s->tracker != nullptr ? s->tracker->group_ : nullptr;
+  // Shared by the two outcomes; exactly one of them runs.
+  auto shared_done = std::make_shared<absl::AnyInvocable<void(bool)>>(std::move(done));
+  hooks.abandoned = [shared_done](absl::Status) {
+    if (*shared_done) (*shared_done)(false);
+  };
+  hooks.arrival = [s, group, target = &target, shared_done]() mutable {
+    s->adopted_by = nullptr;
+    if (group != nullptr && target->index() < group->size()) {
+      if (auto t = (*group)[target->index()].lock()) {
+        s->adopted_by = t;
+        s->tracker = t.get();
+        t->states_.insert(s);
+        if (t->draining()) s->drain();
+      }
+    }
+    s->arm();  // the timer, now on this worker
+    if (*shared_done) (*shared_done)(true);
+  };
+  return s->fd->migrate_to(target, std::move(hooks));
+}
+
 bool Connection::draining() const { return state_ != nullptr && state_->draining; }
 
 // --- tracker --------------------------------------------------------------------------------
@@ -254,6 +296,7 @@ void ConnectionTracker::add(Connection& conn) {
 }
 
 size_t ConnectionTracker::drain_all() {
+  draining_ = true;
   std::vector<Connection::State*> all(states_.begin(), states_.end());
   for (Connection::State* s : all) s->drain();
   return all.size();

@@ -98,6 +98,18 @@ class Connection {
 
   // Total deadline (see above); InfiniteFuture() clears it.
   void set_deadline(absl::Time deadline);
+
+  // Moves the connection, and the root task whose coroutine is waiting to read it, to `target`
+  // (AsyncFd::migrate_to has the handoff). The move starts when a read waits and no write does;
+  // timers, the drain tracker and the drain state move with it. `done(true)` runs on `target`
+  // once the connection is there, before the reader resumes; `done(false)` runs on the owner
+  // if the move is given up (the connection closed, or its read interrupted, first). Between
+  // the call and `done`, nothing but the waiting task may touch the connection. Call on the
+  // owner; only the task that owns the connection may be waiting on it, and it must hold
+  // nothing else that belongs to its worker across the read. An error means no move was
+  // started and `done` is not called.
+  absl::Status migrate(Worker& target, absl::AnyInvocable<void(bool arrived)> done = nullptr);
+  bool migrating() const;
   // Starts draining: after ConnectionOptions::drain_grace, reads that would wait fail with
   // Cancelled("connection draining") (a read waiting then is woken with it). Data already
   // received is still returned. Handlers check draining() to tell the client they are closing.
@@ -113,9 +125,10 @@ class Connection {
    public:
     TimedRead(State* s, Inner inner) : s_(s), inner_(inner) {}
     bool await_ready() { return inner_.await_ready(); }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <typename P>
+    void await_suspend(std::coroutine_handle<P> h) {
       read_waits(s_);
-      inner_.await_suspend(h);
+      inner_.await_suspend(h);  // may hand the coroutine to another worker: the last step
     }
     auto await_resume() -> decltype(std::declval<Inner&>().await_resume()) {
       auto r = inner_.await_resume();

@@ -192,6 +192,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
     server->shards_.push_back(std::move(shard));
   }
   server->address_ = bound;
+  // A connection that migrates joins its target worker's shard (Connection::migrate).
+  auto group = std::make_shared<ConnectionTracker::Group>();
+  for (auto& shard : server->shards_) {
+    group->push_back(std::shared_ptr<ConnectionTracker>(shard, &shard->connections));
+  }
+  for (auto& shard : server->shards_) shard->connections.set_group(group);
   if (options.steering == Steering::kCpu) {
     std::vector<int> cpus;
     for (size_t w = 0; w < runtime.size(); ++w) cpus.push_back(runtime.worker(w).cpu());

@@ -67,6 +67,7 @@ void AsyncFd::resume(std::coroutine_handle<> h) { worker_->schedule(h); }
 void AsyncFd::close() {
   if (closing_ || raw_fd_ < 0) return;
   worker_->assert_owner();
+  if (migration_ != nullptr) abandon_migration(absl::CancelledError("the fd was closed"));
   closing_ = true;
   fd_ = -1;
   cancel_all_waiters();
@@ -159,6 +160,7 @@ bool AsyncFd::start_read(ReadOp& op) {
     op.result = -EBADF;
     return true;
   }
+  if (read_carried(op)) return true;
   bool done;
   if (cio_ == nullptr) {
     done = try_read(op);
@@ -175,6 +177,9 @@ bool AsyncFd::start_read(ReadOp& op) {
 }
 
 void AsyncFd::interrupt_waiters(int err, bool reads, bool writes) {
+  if (reads && reader_ != nullptr && migration_ != nullptr) {
+    abandon_migration(absl::CancelledError("the read waiting to migrate was interrupted"));
+  }
   if (reads && reader_ != nullptr) {
     reader_->result = -err;
     resume(std::exchange(reader_, nullptr)->waiter);
@@ -242,7 +247,8 @@ void AsyncFd::wake_writer() {
 }
 
 void AsyncFd::flush_queue() {
-  if (write_queue_.empty() || write_error_ != 0 || closing_) return;
+  // While quiescing for a migration nothing new is submitted; the target flushes.
+  if (write_queue_.empty() || write_error_ != 0 || closing_ || quiescing()) return;
   if (cio_ != nullptr) {
     if (send_inflight_) return;  // the completion of the one in flight sends the rest
     send_msg_ = msghdr{};

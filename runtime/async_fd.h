@@ -31,7 +31,12 @@
 // generation check would drop it anyway). An AsyncFd::Ptr may be destroyed at any time: with
 // completions in flight the object lingers on its worker until they arrive.
 //
-// Thread-safety: owner worker only (the worker that adopted it).
+// A stream can move to another worker with migrate_to(), together with the root task waiting
+// to read it (async_fd_migration.cc has the handoff, step by step).
+//
+// Thread-safety: owner worker only (the worker that adopted it, or the one it migrated to;
+// the handoff goes through the target's inbox, whose mutex orders everything the old owner did
+// before everything the new one does).
 #pragma once
 
 #include <sys/socket.h>
@@ -43,12 +48,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "runtime/io_handle.h"
+#include "runtime/task.h"
 #include "runtime/token.h"
 #include "runtime/write_queue.h"
 
@@ -137,6 +145,26 @@ class AsyncFd final : public IoHandle {
   // kFile only: deregisters and returns the fd without closing it (waiters are cancelled).
   int release();
 
+  // What a migration calls back, so that state kept beside the fd (timers, trackers) can move.
+  struct MigrationHooks {
+    // On the old owner, just before the handoff: stop using this worker's timers and lists.
+    absl::AnyInvocable<void()> departure;
+    // On the target, once the fd is registered there, before the waiting reader can resume.
+    absl::AnyInvocable<void()> arrival;
+    // On the old owner, when the move is given up (the fd closed, the read interrupted or
+    // cancelled before the move began, or the waiting task has no root).
+    absl::AnyInvocable<void(absl::Status)> abandoned;
+  };
+  // Moves this stream to `target` together with the root task whose coroutine waits to read it
+  // (its whole coroutine chain, which resumes on `target`). Starts at once if a read is waiting
+  // and no write is; otherwise when the next read suspends. Stream fds only; fails (with no
+  // hook called) if the fd is closed, already moving, or `target` is its owner or polls with
+  // another backend. The task must keep nothing else that belongs to its worker across that
+  // read (other fds, timers, pointers to worker-local state).
+  absl::Status migrate_to(Worker& target, MigrationHooks hooks);
+  // True from migrate_to() until the move is over (on the target) or given up.
+  bool migrating() const { return migration_ != nullptr; }
+
   void on_io(const PollEvent& event) override;
 
   struct ReadOp {
@@ -146,6 +174,7 @@ class AsyncFd final : public IoHandle {
     std::coroutine_handle<> waiter;
     const char* view = nullptr;
     bool yield = false;  // completed, but the worker's budget is spent: suspend and re-queue
+    internal::RootPromise* root = nullptr;  // the waiting coroutine's root (migration moves it)
   };
   struct WriteOp {
     enum class Until { kBelowHighWater, kFlushed };
@@ -166,10 +195,11 @@ class AsyncFd final : public IoHandle {
    public:
     ReadAwaiter(AsyncFd* fd, absl::Span<char> buf) : fd_(fd), op_{buf.data(), buf.size(), 0, {}} {}
     bool await_ready() { return fd_->ready_or_yield(fd_->start_read(op_), op_.yield); }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <typename P>
+    void await_suspend(std::coroutine_handle<P> h) {
       if (op_.yield) return fd_->resume(h);
-      op_.waiter = h;
-      fd_->reader_ = &op_;
+      op_.root = internal::root_of(h);
+      fd_->wait_to_read(op_, h);  // may hand the coroutine to another worker: the last step
     }
     absl::StatusOr<size_t> await_resume();
 
@@ -182,10 +212,11 @@ class AsyncFd final : public IoHandle {
    public:
     explicit ReadChunkAwaiter(AsyncFd* fd) : fd_(fd), op_{nullptr, 0, 0, {}, nullptr} {}
     bool await_ready() { return fd_->ready_or_yield(fd_->start_read(op_), op_.yield); }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <typename P>
+    void await_suspend(std::coroutine_handle<P> h) {
       if (op_.yield) return fd_->resume(h);
-      op_.waiter = h;
-      fd_->reader_ = &op_;
+      op_.root = internal::root_of(h);
+      fd_->wait_to_read(op_, h);  // may hand the coroutine to another worker: the last step
     }
     absl::StatusOr<absl::Span<const char>> await_resume();
 
@@ -290,6 +321,22 @@ class AsyncFd final : public IoHandle {
   void finish_close();
   // Resumes every waiting operation with ECANCELED (close and release).
   void cancel_all_waiters();
+  // Migration (async_fd_migration.cc).
+  struct Migration {
+    Worker* target;
+    MigrationHooks hooks;
+    bool quiescing = false;  // started: no new operation is submitted, none resumes the reader
+  };
+  struct MigrationHandoff;
+  void wait_to_read(ReadOp& op, std::coroutine_handle<> h);
+  void maybe_start_migration();
+  bool quiescing() const;
+  void finish_migration();
+  void abandon_migration(absl::Status why);
+  void arrive(Worker* target, internal::RootPromise* root, absl::AnyInvocable<void()> arrival,
+              bool completion);
+  void discard_in_transit(Worker* target, internal::RootPromise* root);
+  bool read_carried(ReadOp& op);
 
   void resume(std::coroutine_handle<> h);
 
@@ -301,6 +348,10 @@ class AsyncFd final : public IoHandle {
   Token token_;
 
   int fail_blocking_reads_ = 0;
+  std::unique_ptr<Migration> migration_;
+  // Input received on a previous worker, owned: it is read before anything received since.
+  std::string carried_;
+  size_t carried_off_ = 0;
   ReadOp* reader_ = nullptr;
   WriteOp* writer_ = nullptr;
   AcceptOp* acceptor_ = nullptr;

@@ -95,7 +95,7 @@ bool AsyncFd::read_from_queue(ReadOp& op) {
 
 // Keeps one multishot receive armed while the queue has room, and pauses it when it is full.
 void AsyncFd::update_recv() {
-  if (closing_ || recv_end_ != 0) return;
+  if (closing_ || recv_end_ != 0 || quiescing()) return;
   const size_t queued = queued_chunks();
   if (!recv_armed_ && !starved_ && queued < kMaxQueuedChunks / 2) {
     if (!submit(io_ops::kRecv)) recv_end_ = -ENOMEM;
@@ -118,13 +118,17 @@ void AsyncFd::on_completion(const PollEvent& event) {
       break;
     case io_ops::kBuffersAvailable:
       starved_ = false;
-      if (!closing_) update_recv();
+      if (!closing_ && !quiescing()) update_recv();
       return;  // a notification, not an operation: nothing was in flight
     default:
       return;
   }
   if (final) --inflight_;
-  if (closing_ && inflight_ == 0) finish_close();  // may delete this
+  if (closing_ && inflight_ == 0) {
+    finish_close();  // may delete this
+  } else if (quiescing() && inflight_ == 0) {
+    finish_migration();  // hands this object to another worker: nothing after it
+  }
 }
 
 void AsyncFd::on_recv(const PollEvent& event, bool final) {
@@ -138,7 +142,7 @@ void AsyncFd::on_recv(const PollEvent& event, bool final) {
   } else if (event.result == 0) {
     if (!closing_) recv_end_ = 1;
   } else if (event.result == -ENOBUFS) {
-    if (!closing_) {
+    if (!closing_ && !quiescing()) {
       starved_ = true;
       cio_->notify_when_buffers_available(with_op(token_.encode(), io_ops::kBuffersAvailable));
     }
@@ -149,7 +153,7 @@ void AsyncFd::on_recv(const PollEvent& event, bool final) {
     recv_armed_ = false;
     recv_cancelling_ = false;
   }
-  if (closing_) return;
+  if (closing_ || quiescing()) return;  // a migrating fd's reader waits for the target
   if (reader_ != nullptr && read_from_queue(*reader_)) {
     resume(std::exchange(reader_, nullptr)->waiter);
   } else {

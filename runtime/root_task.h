@@ -43,6 +43,7 @@ struct RootCoroutine {
 
 struct RootPromise {
   Worker* worker = nullptr;
+  RootPromise* root = this;  // what tasks awaited by this root inherit (root_of in task.h)
   RootPromise* prev = nullptr;
   RootPromise* next = nullptr;
 

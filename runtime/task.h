@@ -32,8 +32,24 @@ class Task;
 
 namespace internal {
 
+struct RootPromise;
+
+// The root task a coroutine runs under, for any coroutine handle: what a task inherits from
+// its awaiter when awaited, and what an I/O awaiter records so that a connection can move
+// to another worker together with the task waiting on it. nullptr for coroutines that are not
+// tasks (and for a task not awaited under a root).
+template <typename P>
+RootPromise* root_of(std::coroutine_handle<P> h) noexcept {
+  if constexpr (requires { h.promise().root; }) {
+    return h.promise().root;
+  } else {
+    return nullptr;
+  }
+}
+
 struct TaskPromiseBase {
   std::coroutine_handle<> continuation = std::noop_coroutine();
+  RootPromise* root = nullptr;  // inherited from the awaiter (root_of)
   std::exception_ptr exception;
   // True while the awaiter's await_suspend is running this task (see the file comment): a
   // task that finishes then returns to that call instead of resuming the awaiter itself.
@@ -103,22 +119,23 @@ class [[nodiscard]] Task {
 
   bool valid() const { return static_cast<bool>(h_); }
 
-  auto operator co_await() && noexcept {
-    struct Awaiter {
-      Handle h;
-      bool await_ready() noexcept { return h.done(); }
-      bool await_suspend(std::coroutine_handle<> awaiter) noexcept {
-        auto& p = h.promise();
-        p.continuation = awaiter;
-        p.started_inline = true;
-        h.resume();  // runs until the task first suspends or finishes
-        p.started_inline = false;
-        return !h.done();  // finished: the awaiter goes on without suspending
-      }
-      T await_resume() { return h.promise().take(); }
-    };
-    return Awaiter{h_};
-  }
+  // Awaiting a task runs it inline (see the file comment); the task inherits its awaiter's root.
+  struct Awaiter {
+    Handle h;
+    bool await_ready() noexcept { return h.done(); }
+    template <typename P>
+    bool await_suspend(std::coroutine_handle<P> awaiter) noexcept {
+      auto& p = h.promise();
+      p.continuation = awaiter;
+      p.root = internal::root_of(awaiter);
+      p.started_inline = true;
+      h.resume();  // runs until the task first suspends or finishes
+      p.started_inline = false;
+      return !h.done();  // finished: the awaiter goes on without suspending
+    }
+    T await_resume() { return h.promise().take(); }
+  };
+  Awaiter operator co_await() && noexcept { return Awaiter{h_}; }
 
   // Gives up ownership of the frame (spawn() uses this).
   Handle release() { return std::exchange(h_, {}); }

@@ -188,6 +188,19 @@ void Worker::spawn(Task<void> task, bool already_counted) {
   schedule(root.handle);
 }
 
+void Worker::detach_root(internal::RootPromise* root) {
+  assert_owner();
+  roots_.unlink(root);
+  root->worker = nullptr;
+  counters_.live_tasks.set(roots_.size());
+}
+
+void Worker::attach_root(internal::RootPromise* root) {
+  root->worker = this;
+  roots_.link(root);
+  counters_.live_tasks.set(roots_.size());
+}
+
 absl::StatusOr<Token> Worker::register_fd(int fd, IoHandle* handle, uint32_t interest) {
   assert_owner();
   Token token = registry_.add(handle);

@@ -96,6 +96,11 @@ class Worker {
   void add_lingering(AsyncFd* fd) { lingering_.insert(fd); }
   void remove_lingering(AsyncFd* fd) { lingering_.erase(fd); }
 
+  // Migration (AsyncFd::migrate_to): a started root leaves this worker's root list, and joins
+  // the target's. Owner only, except attach_root() on a stopped worker (a discarded handoff).
+  void detach_root(internal::RootPromise* root);
+  void attach_root(internal::RootPromise* root);
+
   TimerId add_timer(TimePoint deadline, TimerQueue::Callback callback);
   bool cancel_timer(TimerId id);
 

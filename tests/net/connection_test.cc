@@ -62,7 +62,7 @@ class ConnectionTest : public ::testing::TestWithParam<Backend> {
             auto n = co_await conn.read(absl::MakeSpan(buf));
             if (!n.ok() || *n == 0) {
               outcome->set_value(
-                  {n.ok() ? absl::OkStatus() : n.status(),
+                  {n.ok() ? absl::OkStatus() : testing::detached(n.status()),
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
                        .count()});
               co_return;
@@ -150,7 +150,7 @@ TEST_P(ConnectionTest, WriteTimeoutWhenThePeerStopsReading) {
         for (;;) {
           absl::Status s = co_await conn.write(absl::MakeConstSpan(block));
           if (!s.ok()) {
-            outcome.set_value(s);
+            outcome.set_value(testing::detached(s));
             co_return;
           }
         }

@@ -1,0 +1,268 @@
+// Live connection migration (Connection::migrate), on both backends: echo connections stream
+// checksummed data while random connections are moved between the workers every millisecond.
+// Every stream must come back complete and in order, every handler must only ever run on the
+// worker that owns its connection, and the fd count must return to its baseline.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "net/server.h"
+#include "runtime/mutex.h"
+#include "runtime/runtime.h"
+#include "tests/backend_params.h"
+#include "tests/net/test_support.h"
+#include "tests/runtime/test_util.h"
+
+namespace shardloop {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One server-side connection as the migrator sees it. `owner` is written by the worker that
+// owns the connection (at start and on arrival) and read by the migrator thread to choose where
+// to post; `conn` and `alive` are touched only on the owner, where the posted message re-checks
+// `owner` before using them.
+struct Entry {
+  std::atomic<Worker*> owner{nullptr};
+  net::Connection* conn = nullptr;
+  bool alive = true;
+};
+
+struct Registry {
+  Mutex mu;
+  std::vector<std::shared_ptr<Entry>> entries ABSL_GUARDED_BY(mu);
+  std::atomic<uint64_t> migrations{0};    // arrivals
+  std::atomic<uint64_t> wrong_worker{0};  // a handler resumed off its connection's owner
+  std::shared_ptr<Entry> pick(uint64_t r) {
+    MutexLock lock(&mu);
+    if (entries.empty()) return nullptr;
+    return entries[r % entries.size()];
+  }
+};
+
+Task<void> echo_handler(Registry* reg, net::Connection conn) {
+  auto e = std::make_shared<Entry>();
+  e->owner.store(Worker::current(), std::memory_order_release);
+  e->conn = &conn;
+  {
+    MutexLock lock(&reg->mu);
+    reg->entries.push_back(e);
+  }
+  for (;;) {
+    auto chunk = co_await conn.read_chunk();
+    // The coroutine must resume where its connection is registered, whatever moved.
+    if (Worker::current() != conn.worker()) reg->wrong_worker.fetch_add(1);
+    if (!chunk.ok() || chunk->empty()) break;
+    if (!(co_await conn.write(*chunk)).ok()) break;
+  }
+  e->alive = false;
+  (void)co_await conn.finish();
+}
+
+// The client side: `n` connections, each sending a per-connection pseudo-random byte stream and
+// checking that the echo matches it byte for byte. Runs until `stop`, then finishes what is in
+// flight, half-closes and waits for the server's FIN.
+struct StreamClient {
+  struct Conn {
+    int fd = -1;
+    std::mt19937_64 send_rng, check_rng, size_rng;
+    uint64_t sent = 0, received = 0;
+    bool mismatch = false, eof = false, write_closed = false;
+  };
+  std::vector<Conn> conns;
+  int ep = -1;
+
+  static char byte_at(std::mt19937_64& rng) { return static_cast<char>(rng() & 0xff); }
+
+  bool connect_all(const net::Address& addr, size_t n) {
+    ep = ::epoll_create1(EPOLL_CLOEXEC);
+    conns.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      Conn& c = conns[i];
+      c.send_rng.seed(i * 7919 + 1);
+      c.check_rng.seed(i * 7919 + 1);
+      c.size_rng.seed(i);
+      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (c.fd < 0 || ::connect(c.fd, addr.sockaddr_ptr(), addr.length()) != 0) return false;
+      ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT;
+      ev.data.u64 = i;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+    }
+    return true;
+  }
+
+  // Drives every connection until `stop` and then until every stream is complete (or `limit`).
+  void run(const std::atomic<bool>& stop, std::chrono::seconds limit) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    std::vector<epoll_event> events(256);
+    char buf[8192];
+    size_t finished = 0;
+    while (finished < conns.size() && std::chrono::steady_clock::now() < give_up) {
+      const bool stopping = stop.load(std::memory_order_relaxed);
+      int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10);
+      for (int k = 0; k < n; ++k) {
+        Conn& c = conns[events[k].data.u64];
+        if (events[k].events & EPOLLIN) {
+          for (;;) {
+            ssize_t r = ::recv(c.fd, buf, sizeof(buf), 0);
+            if (r > 0) {
+              for (ssize_t j = 0; j < r; ++j) c.mismatch |= buf[j] != byte_at(c.check_rng);
+              c.received += static_cast<uint64_t>(r);
+              continue;
+            }
+            if (r == 0 && !c.eof) {
+              c.eof = true;
+              ::epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+              ++finished;
+            }
+            break;
+          }
+        }
+        if (c.eof || c.write_closed) continue;
+        if (stopping && c.received == c.sent) {
+          ::shutdown(c.fd, SHUT_WR);
+          c.write_closed = true;
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = events[k].data.u64;
+          ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+          continue;
+        }
+        // Keep at most 64 KiB in flight per connection, in chunks of random size.
+        if (!stopping && (events[k].events & EPOLLOUT) && c.sent - c.received < 64 * 1024) {
+          const size_t len = 1 + (c.size_rng() % 4096);
+          std::mt19937_64 probe = c.send_rng;
+          char out[4096];
+          for (size_t j = 0; j < len; ++j) out[j] = byte_at(probe);
+          ssize_t w = ::send(c.fd, out, len, MSG_NOSIGNAL);
+          if (w > 0) {
+            for (ssize_t j = 0; j < w; ++j) (void)byte_at(c.send_rng);
+            c.sent += static_cast<uint64_t>(w);
+          }
+        }
+      }
+    }
+  }
+
+  void close_all() {
+    for (Conn& c : conns) {
+      if (c.fd >= 0) ::close(std::exchange(c.fd, -1));
+    }
+    if (ep >= 0) ::close(std::exchange(ep, -1));
+  }
+  ~StreamClient() { close_all(); }
+};
+
+class Migration : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
+};
+
+// Acceptance: 500 streaming echo connections; for 10 s (2 s under sanitizers) the test migrates
+// random connections every millisecond, several per tick, so tens of thousands of moves happen.
+TEST_P(Migration, StreamsSurviveThousandsOfMigrations) {
+#ifdef SHARDLOOP_SANITIZED
+  const auto kDuration = 2s;
+  const uint64_t kMinMigrations = 200;
+#else
+  const auto kDuration = 10s;
+  const uint64_t kMinMigrations = 5000;
+#endif
+  const size_t kConnections = 500;
+  const int fds_before = testing::count_open_fds();
+  Registry reg;
+  {
+    Runtime rt({.workers = 2, .backend = GetParam()});
+    ASSERT_TRUE(rt.start().ok());
+    auto server = net::Server::listen(rt, testing::loopback_any(), [&reg](net::Connection c) {
+      return echo_handler(&reg, std::move(c));
+    });
+    ASSERT_TRUE(server.ok()) << server.status();
+    const int fds_baseline = testing::count_open_fds();
+
+    StreamClient client;
+    ASSERT_TRUE(client.connect_all((*server)->address(), kConnections));
+    ASSERT_TRUE(testing::wait_until([&] {
+      MutexLock lock(&reg.mu);
+      return reg.entries.size() == kConnections;
+    }));
+
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> requested{0}, refused{0};
+    std::thread migrator([&] {
+      std::mt19937_64 rng(testing::test_seed());
+      const auto end = std::chrono::steady_clock::now() + kDuration;
+      while (std::chrono::steady_clock::now() < end) {
+        for (int k = 0; k < 8; ++k) {
+          std::shared_ptr<Entry> e = reg.pick(rng());
+          Worker* owner = e->owner.load(std::memory_order_acquire);
+          if (owner == nullptr) continue;  // moving
+          const size_t target = 1 - owner->index();
+          rt.post_to(owner->index(), [e, &rt, &reg, &requested, &refused, target] {
+            if (e->owner.load() != Worker::current() || !e->alive) return;
+            // Until `done`, the connection is the migration's: nobody may post to it.
+            e->owner.store(nullptr);
+            absl::Status s = e->conn->migrate(rt.worker(target), [e, &reg](bool arrived) {
+              e->owner.store(Worker::current(), std::memory_order_release);
+              if (arrived) reg.migrations.fetch_add(1);
+            });
+            if (!s.ok()) e->owner.store(Worker::current());
+            (s.ok() ? requested : refused).fetch_add(1);
+          });
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+      stop = true;
+    });
+    client.run(stop, kDuration + 30s);
+    migrator.join();
+
+    size_t incomplete = 0, corrupt = 0;
+    uint64_t bytes = 0;
+    for (auto& c : client.conns) {
+      incomplete += !(c.eof && c.received == c.sent);
+      corrupt += c.mismatch;
+      bytes += c.received;
+    }
+    EXPECT_EQ(incomplete, 0u) << "streams not echoed completely before the server's FIN";
+    EXPECT_EQ(corrupt, 0u) << "streams whose echo differs from what was sent";
+    EXPECT_EQ(reg.wrong_worker.load(), 0u);
+    EXPECT_GE(reg.migrations.load(), kMinMigrations);
+    uint64_t stale = 0;
+    for (size_t w = 0; w < rt.size(); ++w) stale += rt.worker(w).stats().stale_events;
+    std::printf(
+        "%s: %llu migrations (%llu requested, %llu refused), %.1f MB echoed, %llu stale "
+        "events dropped\n",
+        std::string(backend_name(GetParam())).c_str(),
+        static_cast<unsigned long long>(reg.migrations.load()),
+        static_cast<unsigned long long>(requested.load()),
+        static_cast<unsigned long long>(refused.load()), bytes / 1e6,
+        static_cast<unsigned long long>(stale));
+    client.close_all();
+    EXPECT_TRUE(testing::wait_until([&] { return (*server)->stats().open == 0; }));
+    EXPECT_TRUE(testing::wait_until([&] { return testing::count_open_fds() == fds_baseline; }))
+        << testing::count_open_fds() << " fds open, " << fds_baseline << " at the baseline";
+    server->reset();
+    rt.stop();
+  }
+  EXPECT_EQ(testing::count_open_fds(), fds_before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Migration, testing::kAllBackends, testing::backend_test_name);
+
+}  // namespace
+}  // namespace shardloop
