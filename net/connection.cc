@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <vector>
@@ -53,6 +54,8 @@ struct Connection::State {
   Interruption read_interruption = Interruption::kNone;
   Interruption write_interruption = Interruption::kNone;
   ConnectionTracker* tracker = nullptr;
+  uint64_t reads = 0;            // completed reads: the load sample the rebalancer uses
+  uint64_t reads_at_sample = 0;  // `reads` at the previous sample
   // Set when the connection migrated into another shard's tracker: keeps that shard alive.
   std::shared_ptr<ConnectionTracker> adopted_by;
 
@@ -249,7 +252,12 @@ bool Connection::migrating() const { return state_ != nullptr && state_->fd->mig
 
 absl::Status Connection::migrate(Worker& target, absl::AnyInvocable<void(bool)> done) {
   if (!valid()) return absl::FailedPreconditionError("migrate on a closed connection");
-  State* s = state_.get();
+  return migrate_state(state_.get(), target, std::move(done));
+}
+
+absl::Status Connection::migrate_state(State* s, Worker& target,
+                                       absl::AnyInvocable<void(bool)> done) {
+  if (s->fd->closed()) return absl::FailedPreconditionError("migrate on a closed connection");
   AsyncFd::MigrationHooks hooks;
   hooks.departure = [s] {
     // Timers and the tracker are the old worker's: leave both.
@@ -295,6 +303,27 @@ void ConnectionTracker::add(Connection& conn) {
   states_.insert(conn.state_.get());
 }
 
+std::vector<ConnectionTracker::Sample> ConnectionTracker::sample(size_t top) {
+  std::vector<Sample> all;
+  all.reserve(states_.size());
+  for (Connection::State* s : states_) {
+    all.push_back(Sample{reinterpret_cast<uint64_t>(s), s->reads - s->reads_at_sample});
+    s->reads_at_sample = s->reads;
+  }
+  const size_t k = std::min(top, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
+                    [](const Sample& a, const Sample& b) { return a.reads > b.reads; });
+  all.resize(k);
+  return all;
+}
+
+absl::Status ConnectionTracker::migrate(uint64_t id, Worker& target) {
+  auto it = states_.find(reinterpret_cast<Connection::State*>(id));
+  if (it == states_.end()) return absl::NotFoundError("no such connection on this worker");
+  if ((*it)->fd->migrating()) return absl::FailedPreconditionError("already migrating");
+  return Connection::migrate_state(*it, target, nullptr);
+}
+
 size_t ConnectionTracker::drain_all() {
   draining_ = true;
   std::vector<Connection::State*> all(states_.begin(), states_.end());
@@ -331,6 +360,7 @@ void Connection::read_waits(State* s) {
 
 void Connection::read_done(State* s) {
   s->read_waiting_since = {};
+  ++s->reads;
   s->touch();
 }
 

@@ -160,6 +160,7 @@ class Connection {
 
  private:
   friend class ConnectionTracker;
+  static absl::Status migrate_state(State* s, Worker& target, absl::AnyInvocable<void(bool)> done);
   static void read_waits(State* s);
   static void read_done(State* s);
   static absl::Status read_failed(State* s, const absl::Status& status);

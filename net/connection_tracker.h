@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "net/connection.h"
 
 namespace shardloop::net {
@@ -25,6 +26,16 @@ class ConnectionTracker {
   size_t drain_all();
   bool draining() const { return draining_; }
   size_t size() const { return states_.size(); }
+
+  // Load sampling for the rebalancer: the `top` connections by reads completed since the last
+  // sample (an id valid on this worker while the connection is tracked here), and a move by id
+  // (Connection::migrate; fails if the connection has gone or is moving).
+  struct Sample {
+    uint64_t id;
+    uint64_t reads;
+  };
+  std::vector<Sample> sample(size_t top);
+  absl::Status migrate(uint64_t id, Worker& target);
 
   // Set once by the server, before any connection is tracked.
   void set_group(std::shared_ptr<const Group> group) { group_ = std::move(group); }

@@ -251,6 +251,13 @@ void Server::drain() {
   }
 }
 
+std::shared_ptr<ConnectionTracker> Server::tracker(size_t w) const {
+  for (const auto& shard : shards_) {
+    if (shard->worker == w) return std::shared_ptr<ConnectionTracker>(shard, &shard->connections);
+  }
+  return nullptr;
+}
+
 ServerStats Server::stats() const {
   ServerStats s;
   for (const auto& shard : shards_) {

@@ -37,6 +37,8 @@
 
 namespace shardloop::net {
 
+class ConnectionTracker;
+
 using ConnectionHandler = std::function<Task<void>(Connection)>;
 
 enum class Steering {
@@ -85,6 +87,8 @@ class Server {
   // close(), and drains every open connection (see above). Runtime::drain() calls this.
   void drain();
   ServerStats stats() const;
+  // The connections of worker `w`'s shard (owner-only object: use it on worker `w`).
+  std::shared_ptr<ConnectionTracker> tracker(size_t w) const;
 
   struct Shard;
   // Counters shared with the shards, which may outlive the Server while their last connections

@@ -145,7 +145,13 @@ void Worker::poll(int64_t timeout_ns) {
     }
   }
   counters_.polls.bump();
+  // Only a poll allowed to block is timed: the idle time that load sampling subtracts.
+  const TimePoint wait_start = timeout_ns != 0 ? Clock::now() : TimePoint{};
   auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
+  if (timeout_ns != 0) {
+    counters_.idle_ns.bump(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count()));
+  }
   // Relaxed: a producer that still sees `true` only writes one spare wakeup, and one that still
   // counts this worker idle only looks for a parked flag it will not find.
   parked_.store(false, std::memory_order_relaxed);

@@ -28,6 +28,7 @@ struct WorkerStats {
   uint64_t steal_searches = 0;     // searches of other workers' stealable queues
   uint64_t tasks_stolen = 0;       // stealable roots this worker took from others
   uint64_t stealable_started = 0;  // stealable roots this worker started (its own or stolen)
+  uint64_t idle_ns = 0;  // time spent blocked in the poller (the rest of the wall time is busy)
 };
 
 class alignas(64) WorkerCounters {
@@ -43,7 +44,8 @@ class alignas(64) WorkerCounters {
   };
 
   Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
-      parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started;
+      parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started,
+      idle_ns;
   // Written by other threads, so a real read-modify-write.
   std::atomic<uint64_t> wakeups_sent{0};
 
@@ -63,6 +65,7 @@ class alignas(64) WorkerCounters {
     s.steal_searches = steal_searches.get();
     s.tasks_stolen = tasks_stolen.get();
     s.stealable_started = stealable_started.get();
+    s.idle_ns = idle_ns.get();
     return s;
   }
 };

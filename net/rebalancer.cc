@@ -1,0 +1,94 @@
+#include "net/rebalancer.h"
+
+#include <algorithm>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "net/connection_tracker.h"
+
+namespace shardloop::net {
+
+Rebalancer::Rebalancer(Runtime& runtime, Server& server, RebalancerOptions options)
+    : runtime_(runtime), server_(server), options_(std::move(options)) {
+  if (!options_.enabled) return;
+  for (size_t w = 0; w < runtime_.size(); ++w) last_.push_back(runtime_.worker(w).stats());
+  last_at_ = absl::Now();
+  thread_ = std::thread([this] { run(); });
+}
+
+Rebalancer::~Rebalancer() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+RebalancerStats Rebalancer::stats() const {
+  return {rounds_.load(std::memory_order_relaxed), planned_.load(std::memory_order_relaxed),
+          started_->load(std::memory_order_relaxed)};
+}
+
+void Rebalancer::run() {
+  scheduler::RebalanceState state;
+  const auto interval = absl::ToChronoNanoseconds(options_.interval);
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      wake_.wait_for(mu_, interval, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
+      if (stopping_) return;
+    }
+    if (!runtime_.running()) return;
+    round(state);
+  }
+}
+
+void Rebalancer::round(scheduler::RebalanceState& state) {
+  const absl::Time now = absl::Now();
+  const double seconds = absl::ToDoubleSeconds(now - last_at_);
+  if (seconds <= 0) return;
+  scheduler::LoadSnapshot snapshot;
+  for (size_t w = 0; w < runtime_.size(); ++w) {
+    std::shared_ptr<ConnectionTracker> tracker = server_.tracker(w);
+    // Sampled on the worker: the tracker and the connections' counters are its own.
+    auto [stats, samples, connections] = runtime_.call_on(w, [&] {
+      std::vector<ConnectionTracker::Sample> top;
+      size_t n = 0;
+      if (tracker != nullptr) {
+        top = tracker->sample(options_.candidates_per_worker);
+        n = tracker->size();
+      }
+      return std::make_tuple(runtime_.worker(w).stats(), std::move(top), n);
+    });
+    const WorkerStats& before = last_[w];
+    scheduler::WorkerLoad load;
+    const double idle = static_cast<double>(stats.idle_ns - before.idle_ns) / 1e9;
+    load.busy = std::clamp(1.0 - idle / seconds, 0.0, 1.0);
+    load.events_per_sec = static_cast<double>(stats.events - before.events) / seconds;
+    load.connections = connections;
+    snapshot.workers.push_back(load);
+    for (const auto& s : samples) {
+      snapshot.connections.push_back(
+          {.id = s.id, .owner = w, .events_per_sec = static_cast<double>(s.reads) / seconds});
+    }
+    last_[w] = stats;
+  }
+  last_at_ = now;
+  scheduler::RebalancePlan plan = scheduler::plan_rebalance(snapshot, options_.policy, state);
+  state = std::move(plan.state);
+  rounds_.fetch_add(1, std::memory_order_relaxed);
+  planned_.fetch_add(plan.moves.size(), std::memory_order_relaxed);
+  for (const scheduler::Move& m : plan.moves) {
+    std::shared_ptr<ConnectionTracker> tracker = server_.tracker(m.from);
+    if (tracker == nullptr) continue;
+    Worker* target = &runtime_.worker(m.to);
+    runtime_.post_to(m.from, [tracker, id = m.connection, target, started = started_] {
+      if (tracker->migrate(id, *target).ok()) started->fetch_add(1, std::memory_order_relaxed);
+    });
+  }
+}
+
+}  // namespace shardloop::net
