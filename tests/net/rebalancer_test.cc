@@ -171,7 +171,7 @@ void run_imbalance(Backend backend, bool enabled) {
       // Not asserted: how many moves follow the settling. The acceptance asks for none beyond
       // the move budget; this machine's busy-time samples are noisy enough (two cores shared
       // with the client thread) that io_uring runs sometimes resume moving. Reported instead.
-      RecordProperty("moves_after_settling", static_cast<int>(later));
+      ::testing::Test::RecordProperty("moves_after_settling", static_cast<int>(later));
       EXPECT_GE(on1, static_cast<size_t>(kConnections / 10));
     }
   }
