@@ -136,8 +136,8 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
       Server::Counters& counters = *shard->counters;
       if (shard->max_connections != 0 &&
           counters.open.load(std::memory_order_relaxed) >= shard->max_connections) {
-        refuse(accepted.fd, shard->refusal_message);
         counters.refused.fetch_add(1, std::memory_order_relaxed);
+        refuse(accepted.fd, shard->refusal_message);
         continue;
       }
       configure_tcp_socket(accepted.fd);
