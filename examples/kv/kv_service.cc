@@ -125,9 +125,9 @@ void KvService::route_to(ConnBatch& b, size_t to, const Op& op, std::string_view
   ShardBatch& sb = b.remote[to];
   sb.items.push_back({.op = op,
                       .part = part,
-                      .key_offset = static_cast<uint32_t>(sb.arena.size()),
-                      .key_length = static_cast<uint32_t>(key.size()),
-                      .value_length = static_cast<uint32_t>(value.size())});
+                      .key_offset = sb.arena.size(),
+                      .key_length = key.size(),
+                      .value_length = value.size()});
   sb.arena.append(key);
   sb.arena.append(value);
 }

@@ -44,8 +44,8 @@ struct alignas(64) KvService::WorkerState {
 struct KvService::ShardBatch {
   struct Item {
     Op op;
-    uint32_t part;                                  // where the result goes: ConnBatch::parts[part]
-    uint32_t key_offset, key_length, value_length;  // in `arena`: the key, then the value
+    uint32_t part;                                // where the result goes: ConnBatch::parts[part]
+    size_t key_offset, key_length, value_length;  // in `arena`: the key, then the value
   };
   ConnBatch* conn = nullptr;
   size_t origin = 0;      // the connection's worker
