@@ -23,14 +23,6 @@ constexpr CommandSpec kCommands[] = {
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool equals_ci(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower_b[i]) return false;
-  }
-  return true;
-}
-
 absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // Redis's checks for a relative expire of `amount` units of `unit_ms`: the result in absolute
@@ -45,6 +37,14 @@ std::optional<int64_t> deadline_after(int64_t amount, int64_t unit_ms, int64_t n
 }
 
 }  // namespace
+
+bool equals_ci(std::string_view a, std::string_view lower_b) {
+  if (a.size() != lower_b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower_b[i]) return false;
+  }
+  return true;
+}
 
 const CommandSpec* find_command(std::string_view name) {
   for (const CommandSpec& c : kCommands) {

@@ -47,6 +47,9 @@ struct CommandSpec {
   CommandId id;
 };
 
+// Whether `a` equals `lower_b` (lower case) ignoring ASCII case, as redis compares names.
+bool equals_ci(std::string_view a, std::string_view lower_b);
+
 // Case-insensitive lookup; nullptr for an unknown command.
 const CommandSpec* find_command(std::string_view name);
 // Number of commands in the table (COMMAND COUNT).

@@ -1,14 +1,18 @@
-// INFO for KvService: the server, clients, stats and keyspace sections, in redis's format
-// ("# Section" then "field:value" lines, CRLF, a blank line between sections). Counters come
-// from every worker's relaxed single-writer atomics, so the answer is a recent snapshot, not an
-// atomic one.
+// The commands about the server rather than the data: INFO, COMMAND and CONFIG.
+//
+// INFO has the server, clients, stats and keyspace sections, in redis's format ("# Section"
+// then "field:value" lines, CRLF, a blank line between sections). Counters come from every
+// worker's relaxed single-writer atomics, so the answer is a recent snapshot, not an atomic one.
 #include <unistd.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "examples/kv/kv_service.h"
 #include "examples/kv/kv_service_internal.h"
+#include "net/protocols/resp_writer.h"
 #include "runtime/worker.h"
 
 namespace shardloop::examples::kv {
@@ -17,9 +21,10 @@ namespace {
 bool wanted(absl::Span<const std::string_view> args, std::string_view section) {
   if (args.size() == 1) return true;
   for (size_t i = 1; i < args.size(); ++i) {
-    std::string a(args[i]);
-    for (char& c : a) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    if (a == section || a == "all" || a == "default" || a == "everything") return true;
+    if (equals_ci(args[i], section) || equals_ci(args[i], "all") || equals_ci(args[i], "default") ||
+        equals_ci(args[i], "everything")) {
+      return true;
+    }
   }
   return false;
 }
@@ -90,6 +95,48 @@ std::string KvService::info(absl::Span<const std::string_view> args, net::Connec
                     ",avg_ttl=0\r\n");
   }
   return out;
+}
+
+// Enough for redis-cli and client libraries: no command docs, an honest count.
+void reply_command(absl::Span<const std::string_view> args, std::string* out) {
+  resp::ReplyWriter w(out);
+  if (args.size() == 1 || equals_ci(args[1], "docs") || equals_ci(args[1], "info") ||
+      equals_ci(args[1], "list")) {
+    w.array(0);
+  } else if (equals_ci(args[1], "count")) {
+    w.integer(static_cast<int64_t>(command_count()));
+  } else {
+    w.error(unknown_subcommand_error(args[1], "command"));
+  }
+}
+
+// CONFIG GET for the parameters clients ask about (redis-benchmark reads save and appendonly at
+// start); nothing can be set.
+void reply_config(absl::Span<const std::string_view> args, size_t max_clients, std::string* out) {
+  resp::ReplyWriter w(out);
+  if (!equals_ci(args[1], "get")) {
+    w.error(unknown_subcommand_error(args[1], "config"));
+    return;
+  }
+  if (args.size() < 3) {
+    w.error(wrong_arity_error("config|get"));
+    return;
+  }
+  const std::string maxclients = std::to_string(max_clients);
+  const std::pair<std::string_view, std::string_view> params[] = {
+      {"save", ""}, {"appendonly", "no"}, {"maxclients", maxclients}};
+  std::vector<std::string_view> found;
+  for (const auto& [name, value] : params) {
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (args[i] == "*" || equals_ci(args[i], name)) {
+        found.push_back(name);
+        found.push_back(value);
+        break;
+      }
+    }
+  }
+  w.array(found.size());
+  for (std::string_view s : found) w.bulk(s);
 }
 
 }  // namespace shardloop::examples::kv

@@ -74,15 +74,6 @@ void begin(KvService::ConnBatch& b, Kind kind) {
   b.commands.push_back({kind, static_cast<uint32_t>(b.parts.size()), 0});
 }
 
-bool equals_ci(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const char c = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-    if (c != lower_b[i]) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 net::ServerOptions server_options(const KvOptions& options) {
@@ -220,48 +211,12 @@ bool KvService::dispatch(absl::Span<const std::string_view> args, ConnBatch& b,
     case CommandId::kInfo:
       resp::ReplyWriter(&direct(b)).bulk(info(args, conn));
       break;
-    case CommandId::kCommand: {
-      // Enough for redis-cli and client libraries: no command docs, an honest count.
-      resp::ReplyWriter w(&direct(b));
-      if (args.size() == 1 || equals_ci(args[1], "docs") || equals_ci(args[1], "info") ||
-          equals_ci(args[1], "list")) {
-        w.array(0);
-      } else if (equals_ci(args[1], "count")) {
-        w.integer(static_cast<int64_t>(command_count()));
-      } else {
-        w.error(unknown_subcommand_error(args[1], "command"));
-      }
+    case CommandId::kCommand:
+      reply_command(args, &direct(b));
       break;
-    }
-    case CommandId::kConfig: {
-      // CONFIG GET for the parameters clients ask about (redis-benchmark reads save and
-      // appendonly at start); nothing can be set.
-      resp::ReplyWriter w(&direct(b));
-      if (!equals_ci(args[1], "get")) {
-        w.error(unknown_subcommand_error(args[1], "config"));
-        break;
-      }
-      if (args.size() < 3) {
-        w.error(wrong_arity_error("config|get"));
-        break;
-      }
-      const std::string maxclients = std::to_string(options_.max_clients);
-      const std::pair<std::string_view, std::string_view> params[] = {
-          {"save", ""}, {"appendonly", "no"}, {"maxclients", maxclients}};
-      std::vector<std::string_view> found;
-      for (const auto& [name, value] : params) {
-        for (size_t i = 2; i < args.size(); ++i) {
-          if (args[i] == "*" || equals_ci(args[i], name)) {
-            found.push_back(name);
-            found.push_back(value);
-            break;
-          }
-        }
-      }
-      w.array(found.size());
-      for (std::string_view s : found) w.bulk(s);
+    case CommandId::kConfig:
+      reply_config(args, options_.max_clients, &direct(b));
       break;
-    }
     case CommandId::kQuit:
       resp::ReplyWriter(&direct(b)).simple_string("OK");
       return false;

@@ -86,4 +86,8 @@ struct KvService::ConnBatch {
   };
 };
 
+// kv_info.cc: the replies of COMMAND and CONFIG, appended to `out`.
+void reply_command(absl::Span<const std::string_view> args, std::string* out);
+void reply_config(absl::Span<const std::string_view> args, size_t max_clients, std::string* out);
+
 }  // namespace shardloop::examples::kv
