@@ -13,8 +13,9 @@ if [ "${1:-}" = "fuzz" ]; then
   # libFuzzer targets: clang and its fuzzer/sanitizer runtime.
   packages+=(clang libclang-rt-14-dev)
 fi
-# Optional tools that tests and `make run` use when present (strace for syscall counts).
-optional=(strace)
+# Optional tools that tests and `make run` use when present: strace for syscall counts, redis-tools
+# (redis-cli, redis-benchmark) and wrk to drive the example servers with real clients.
+optional=(strace redis-tools wrk)
 
 missing=()
 for p in "${packages[@]}" "${optional[@]}"; do

@@ -36,6 +36,7 @@ struct Server::Shard {
   ConnectionTracker connections;
   ConnectionOptions connection_options;
   size_t max_connections = 0;
+  std::string refusal_message;
   bool draining = false;
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> accept_errors{0};
@@ -55,6 +56,22 @@ constexpr auto kMinBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(500);
 
 RateLimiter g_accept_error_log{std::chrono::seconds(1)};
+
+// Refuses an accepted connection: `message` (if any), then close. No waiting: the message goes
+// into the new socket's empty send buffer at once. After it, FIN, and what the client already
+// sent is read and dropped, since closing with unread bytes makes the kernel answer with an
+// RST, which can destroy the message before the client reads it. Bytes that arrive later can
+// still cause that; holding refused sockets open to linger would defeat the limit.
+void refuse(int fd, const std::string& message) {
+  if (!message.empty()) {
+    (void)::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(fd, SHUT_WR);
+    char discard[4096];
+    for (int i = 0; i < 16 && ::recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; ++i) {
+    }
+  }
+  ::close(fd);
+}
 
 bool is_resource_exhaustion(int err) {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
@@ -119,8 +136,8 @@ Task<void> accept_loop(std::shared_ptr<Server::Shard> shard) {
       Server::Counters& counters = *shard->counters;
       if (shard->max_connections != 0 &&
           counters.open.load(std::memory_order_relaxed) >= shard->max_connections) {
-        ::close(accepted.fd);  // the refusal: the client sees its connection closed at once
         counters.refused.fetch_add(1, std::memory_order_relaxed);
+        refuse(accepted.fd, shard->refusal_message);
         continue;
       }
       configure_tcp_socket(accepted.fd);
@@ -186,6 +203,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
     shard->counters = server->counters_;
     shard->connection_options = options.connection;
     shard->max_connections = options.max_connections;
+    shard->refusal_message = options.refusal_message;
     shard->worker = w;
     shard->fd = *fd;
     shard->handler = shared_handler;

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -57,6 +58,11 @@ struct ServerOptions {
   // Most connections open at once across all workers (0: no limit). Beyond it a new connection
   // is accepted and closed at once, and counted in ServerStats::refused.
   size_t max_connections = 0;
+  // Bytes sent to a refused connection before it is closed, so the client learns why (a
+  // protocol's error line, e.g. redis's "-ERR max number of clients reached\r\n"). Sent with one
+  // non-blocking send into the new socket's empty buffer: keep it short (well under 4 KiB).
+  // Empty: close without a word.
+  std::string refusal_message;
 };
 
 struct ServerStats {

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -14,8 +15,12 @@
 
 namespace shardloop::examples {
 
+// Makes the connection handler once the runtime has started, for services that need its
+// workers (a sharded store, say). What the handler holds is destroyed after the runtime stops.
+using HandlerFactory = std::function<net::ConnectionHandler(Runtime&)>;
+
 inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_options,
-                              const net::Address& address, net::ConnectionHandler handler,
+                              const net::Address& address, const HandlerFactory& make_handler,
                               const net::ServerOptions& server_options, absl::Duration drain) {
   // Block the stop signals before any worker starts, so workers inherit the mask and only
   // sigwait() below sees them.
@@ -30,7 +35,7 @@ inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_op
     std::fprintf(stderr, "%s: cannot start runtime: %s\n", name, s.ToString().c_str());
     return 1;
   }
-  auto server = net::Server::listen(rt, address, std::move(handler), server_options);
+  auto server = net::Server::listen(rt, address, make_handler(rt), server_options);
   if (!server.ok()) {
     std::fprintf(stderr, "%s: %s\n", name, server.status().ToString().c_str());
     return 1;
@@ -51,6 +56,14 @@ inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_op
               static_cast<unsigned long long>(accepted), report.tasks_cancelled);
   server->reset();
   return 0;
+}
+
+inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_options,
+                              const net::Address& address, net::ConnectionHandler handler,
+                              const net::ServerOptions& server_options, absl::Duration drain) {
+  return serve_until_signal(
+      name, runtime_options, address, [&handler](Runtime&) { return std::move(handler); },
+      server_options, drain);
 }
 
 }  // namespace shardloop::examples
