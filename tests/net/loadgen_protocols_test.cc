@@ -161,9 +161,9 @@ TEST(LoadgenProtocols, RpcMatchesAnswersByIdInAnyOrder) {
   };
   auto error = [](uint64_t id) {
     std::string out;
-    const rpc::Field f[] = {
-        {.type = examples::rpc_field::kErrorCode, .data = std::string("\3\0", 2)},
-        {.type = examples::rpc_field::kErrorMessage, .data = "late"}};
+    const std::string code("\3\0", 2);  // kDeadlineExceeded, little-endian
+    const rpc::Field f[] = {{.type = examples::rpc_field::kErrorCode, .data = code},
+                            {.type = examples::rpc_field::kErrorMessage, .data = "late"}};
     rpc::append_frame(rpc::FrameType::kError, id, 0, f, &out);
     return out;
   };
