@@ -1,5 +1,7 @@
 # Shared pieces of the echo benchmark scripts (sourced, not run).
-#   start_echo_server BUILD BACKEND [WORKERS]  -> sets server_pid, port (server pinned to CPU 1)
+#   start_echo_server BUILD BACKEND [WORKERS [ARGS...]]
+#                                              -> sets server_pid, port (server pinned to CPU 1,
+#                                                 unless SERVER_TASKSET says otherwise; "" = none)
 #   stop_echo_server
 #   run_loadgen BUILD ARGS...                  -> prints loadgen's JSON line (loadgen on CPU 0)
 #   summarize LABEL < json-lines               -> one table row: median by req/s, and the range
@@ -17,8 +19,9 @@ trap 'stop_echo_server; rm -rf "$bench_tmp"' EXIT
 
 start_echo_server() {
   local build=$1 backend=$2 workers=${3:-1}
-  $server_cpu "$build/examples/echo_server" --port 0 --workers "$workers" --backend "$backend" \
-    >"$bench_tmp/server.log" 2>&1 &
+  shift $(($# < 3 ? $# : 3))
+  ${SERVER_TASKSET-$server_cpu} "$build/examples/echo_server" --port 0 --workers "$workers" \
+    --backend "$backend" "$@" >"$bench_tmp/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 200); do grep -q "listening on" "$bench_tmp/server.log" && break; sleep 0.05; done
   port=$(sed -n 's/.*listening on .*:\([0-9]*\) with.*/\1/p' "$bench_tmp/server.log")

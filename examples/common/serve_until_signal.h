@@ -7,9 +7,11 @@
 
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
+#include "net/rebalancer.h"
 #include "net/server.h"
 #include "runtime/runtime.h"
 
@@ -19,9 +21,12 @@ namespace shardloop::examples {
 // workers (a sharded store, say). What the handler holds is destroyed after the runtime stops.
 using HandlerFactory = std::function<net::ConnectionHandler(Runtime&)>;
 
+// `rebalance`: when positive, a net::Rebalancer moves connections between workers by measured
+// load at that interval (the handler must be migratable: see Connection::migrate).
 inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_options,
                               const net::Address& address, const HandlerFactory& make_handler,
-                              const net::ServerOptions& server_options, absl::Duration drain) {
+                              const net::ServerOptions& server_options, absl::Duration drain,
+                              absl::Duration rebalance = absl::ZeroDuration()) {
   // Block the stop signals before any worker starts, so workers inherit the mask and only
   // sigwait() below sees them.
   sigset_t stop_signals;
@@ -44,9 +49,21 @@ inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_op
               (*server)->address().to_string().c_str(), rt.size(),
               std::string(backend_name(rt.worker(0).backend())).c_str());
   std::fflush(stdout);
+  std::unique_ptr<net::Rebalancer> rebalancer;
+  if (rebalance > absl::ZeroDuration()) {
+    rebalancer = std::make_unique<net::Rebalancer>(rt, **server,
+                                                   net::RebalancerOptions{.interval = rebalance});
+  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  if (rebalancer != nullptr) {
+    net::RebalancerStats rs = rebalancer->stats();
+    std::printf("%s: rebalancer: %llu rounds, %llu moves\n", name,
+                static_cast<unsigned long long>(rs.rounds),
+                static_cast<unsigned long long>(rs.moves_started));
+    rebalancer.reset();  // before the runtime stops
+  }
   DrainReport report = rt.drain(drain);
   net::ServerStats stats = (*server)->stats();
   uint64_t accepted = 0;
@@ -60,10 +77,11 @@ inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_op
 
 inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_options,
                               const net::Address& address, net::ConnectionHandler handler,
-                              const net::ServerOptions& server_options, absl::Duration drain) {
+                              const net::ServerOptions& server_options, absl::Duration drain,
+                              absl::Duration rebalance = absl::ZeroDuration()) {
   return serve_until_signal(
       name, runtime_options, address, [&handler](Runtime&) { return std::move(handler); },
-      server_options, drain);
+      server_options, drain, rebalance);
 }
 
 }  // namespace shardloop::examples

@@ -1,7 +1,7 @@
 // echo_server: a TCP echo server on shardloop.
 //
 // Shows: one SO_REUSEPORT listener per worker, one coroutine per connection, graceful drain on
-// SIGINT/SIGTERM.
+// SIGINT/SIGTERM, and (--rebalance_ms) connections moving between workers by measured load.
 //
 // Try it:
 //   ./echo_server --port 7000 --workers 2 &
@@ -25,6 +25,8 @@ DEFINE_string(steering, "hash",
               "which worker accepts a connection: hash (kernel default) or cpu (the worker pinned "
               "on the CPU that received it; implies --pin)");
 DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
+DEFINE_int32(rebalance_ms, 0,
+             "move connections between workers by measured load every this many ms (0: off)");
 
 using namespace shardloop;
 
@@ -53,5 +55,5 @@ int main(int argc, char** argv) {
        .backend = *backend},
       *address, examples::serve_echo,
       {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash},
-      absl::Milliseconds(FLAGS_drain_seconds * 1000));
+      absl::Milliseconds(FLAGS_drain_seconds * 1000), absl::Milliseconds(FLAGS_rebalance_ms));
 }
