@@ -13,6 +13,7 @@ namespace shardloop::net {
 Rebalancer::Rebalancer(Runtime& runtime, Server& server, RebalancerOptions options)
     : runtime_(runtime), server_(server), options_(std::move(options)) {
   if (!options_.enabled) return;
+  for (size_t w = 0; w < runtime_.size(); ++w) runtime_.worker(w).set_measure_wait_cpu(true);
   for (size_t w = 0; w < runtime_.size(); ++w) last_.push_back(runtime_.worker(w).stats());
   last_at_ = absl::Now();
   thread_ = std::thread([this] { run(); });
@@ -25,6 +26,9 @@ Rebalancer::~Rebalancer() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (options_.enabled) {
+    for (size_t w = 0; w < runtime_.size(); ++w) runtime_.worker(w).set_measure_wait_cpu(false);
+  }
 }
 
 RebalancerStats Rebalancer::stats() const {

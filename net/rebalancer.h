@@ -3,7 +3,8 @@
 //   net::Rebalancer rebalancer(rt, *server, {.interval = absl::Milliseconds(100)});
 //
 // Every `interval` a thread of its own samples each worker (on the worker, through its inbox):
-// its busy fraction (wall time not spent blocked in the poller), events/s, run-queue depth,
+// its busy fraction (wall time not spent idle in the poller: blocked there and not using CPU,
+// since on io_uring completions' network work runs inside the wait), events/s, run-queue depth,
 // connection count, and the connections of the server's shard there that completed the most
 // reads. It hands the snapshot to the pure policy (scheduler/rebalance_policy.h: hysteresis,
 // a move budget per round, a cooldown per connection) and asks each source worker to migrate

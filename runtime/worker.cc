@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 #include <cassert>
 #include <utility>
@@ -23,6 +24,12 @@ constexpr size_t kEventsPerPoll = 256;
 }  // namespace
 
 Worker* Worker::current() { return t_current_worker; }
+
+int64_t Worker::thread_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu)
     : Worker(runtime, index, workers, backend, cpu,
@@ -145,12 +152,19 @@ void Worker::poll(int64_t timeout_ns) {
     }
   }
   counters_.polls.bump();
-  // Only a poll allowed to block is timed: the idle time that load sampling subtracts.
-  const TimePoint wait_start = timeout_ns != 0 ? Clock::now() : TimePoint{};
+  // Only a poll allowed to block is timed: the idle time that load sampling subtracts. While
+  // load is sampled, the CPU the thread used inside the wait is not idle time: on io_uring the
+  // network work of the completions (copies into buffers, sends) runs inside io_uring_enter.
+  const bool timed = timeout_ns != 0;
+  const bool cpu_timed = timed && measure_wait_cpu_.load(std::memory_order_relaxed);
+  const TimePoint wait_start = timed ? Clock::now() : TimePoint{};
+  const int64_t cpu_start = cpu_timed ? thread_cpu_ns() : 0;
   auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
-  if (timeout_ns != 0) {
-    counters_.idle_ns.bump(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count()));
+  if (timed) {
+    int64_t idle =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count();
+    if (cpu_timed) idle -= thread_cpu_ns() - cpu_start;
+    if (idle > 0) counters_.idle_ns.bump(static_cast<uint64_t>(idle));
   }
   // Relaxed: a producer that still sees `true` only writes one spare wakeup, and one that still
   // counts this worker idle only looks for a parked flag it will not find.

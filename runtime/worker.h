@@ -124,6 +124,9 @@ class Worker {
   // Runs `fn` on this worker. Messages posted after the worker stopped are destroyed unrun.
   void post(Inbox::Message fn);
   WorkerStats stats() const { return counters_.snapshot(); }
+  // While on, the idle time in stats() excludes the CPU time this thread spends inside its
+  // blocking polls (two clock reads per park; load sampling turns it on).
+  void set_measure_wait_cpu(bool on) { measure_wait_cpu_.store(on, std::memory_order_relaxed); }
   // Stealable roots queued here (a hint: thieves and the owner race with it).
   size_t stealable_hint() const { return stealer_.size_hint(); }
 
@@ -159,6 +162,7 @@ class Worker {
   void poll(int64_t timeout_ns);
   void teardown();
   void request_stop();  // any thread
+  static int64_t thread_cpu_ns();
 
   Runtime& runtime_;
   const size_t index_;
@@ -198,6 +202,8 @@ class Worker {
   Inbox inbox_;
   // True while the worker is about to block, or blocked, in the poller. seq_cst: see inbox.h.
   std::atomic<bool> parked_{false};
+  // Set by load sampling from any thread, read by the loop. Relaxed: a measurement switch.
+  std::atomic<bool> measure_wait_cpu_{false};
   // Release by request_stop(), acquire by the loop; also read seq_cst in the park handshake.
   std::atomic<bool> stop_requested_{false};
   WorkerCounters counters_;

@@ -28,7 +28,9 @@ struct WorkerStats {
   uint64_t steal_searches = 0;     // searches of other workers' stealable queues
   uint64_t tasks_stolen = 0;       // stealable roots this worker took from others
   uint64_t stealable_started = 0;  // stealable roots this worker started (its own or stolen)
-  uint64_t idle_ns = 0;  // time spent blocked in the poller (the rest of the wall time is busy)
+  // Time spent blocked in the poller (the rest of the wall time is busy); less the CPU used
+  // inside those waits while Worker::set_measure_wait_cpu is on.
+  uint64_t idle_ns = 0;
 };
 
 class alignas(64) WorkerCounters {

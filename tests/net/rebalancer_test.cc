@@ -180,14 +180,7 @@ void run_imbalance(Backend backend, bool enabled) {
   }
 }
 
-TEST_P(Rebalancing, ImbalancedConnectionsSpreadAndStayPut) {
-  if (GetParam() == Backend::kIoUring) {
-    GTEST_SKIP() << "known issue: the busy fraction (wall time not blocked in the poller) "
-                    "undercounts an io_uring worker, whose network work runs inside "
-                    "io_uring_enter, so spreading there is slow and unstable";
-  }
-  run_imbalance(GetParam(), true);
-}
+TEST_P(Rebalancing, ImbalancedConnectionsSpreadAndStayPut) { run_imbalance(GetParam(), true); }
 
 TEST_P(Rebalancing, WithTheRebalancerOffTheyStayOnWorkerZero) { run_imbalance(GetParam(), false); }
 
