@@ -29,8 +29,11 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {}
 
 Runtime::~Runtime() {
   stop();
+  run_stop_hooks();  // for a runtime that never ran (no-op after a stop)
   // Workers first: destroying their unrun messages may still touch this runtime's counters.
   workers_.clear();
+  MutexLock lock(&companions_mu_);
+  companions_.clear();
 }
 
 absl::Status Runtime::start() {
@@ -91,6 +94,36 @@ void Runtime::stop() {
   for (auto& w : workers_) {
     if (w->thread_.joinable()) w->thread_.join();
   }
+  run_stop_hooks();
+}
+
+void Runtime::run_stop_hooks() {
+  std::vector<absl::AnyInvocable<void()>> hooks;
+  {
+    MutexLock lock(&hooks_mu_);
+    stop_hooks_ran_ = true;
+    hooks.swap(stop_hooks_);
+  }
+  for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)();
+}
+
+std::shared_ptr<void> Runtime::companion(const void* key,
+                                         absl::FunctionRef<std::shared_ptr<void>()> make) {
+  MutexLock lock(&companions_mu_);
+  std::shared_ptr<void>& slot = companions_[key];
+  if (slot == nullptr) slot = make();
+  return slot;
+}
+
+void Runtime::add_stop_hook(absl::AnyInvocable<void()> hook) {
+  {
+    MutexLock lock(&hooks_mu_);
+    if (!stop_hooks_ran_) {
+      stop_hooks_.push_back(std::move(hook));
+      return;
+    }
+  }
+  hook();
 }
 
 void Runtime::wait_all_loops_exited() {

@@ -23,6 +23,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "runtime/mutex.h"
@@ -40,6 +41,9 @@ struct RuntimeOptions {
   bool pin_cpus = false;
   Backend backend = Backend::kAuto;
   PollerOptions poller;
+  // Threads of the runtime's blocking pool (scheduler::run_blocking(fn)), created on first use;
+  // 0: scheduler::default_blocking_threads().
+  size_t blocking_threads = 0;
 };
 
 struct DrainReport {
@@ -114,6 +118,16 @@ class Runtime {
   uint64_t add_drain_hook(absl::AnyInvocable<void()> hook);
   void remove_drain_hook(uint64_t id);
 
+  // Hooks run once by stop() on the stopping thread, after every worker has exited, in the
+  // reverse order of registration (companions such as the blocking pool shut down here). A hook
+  // added after the stop runs at once.
+  void add_stop_hook(absl::AnyInvocable<void()> hook);
+
+  // An object of another layer that lives as long as this Runtime (the blocking pool, say):
+  // the one stored under `key` (the address of something static of that layer's), made by
+  // `make` on first use. Any thread; `make` runs under a lock and must not call companion().
+  std::shared_ptr<void> companion(const void* key, absl::FunctionRef<std::shared_ptr<void>()> make);
+
  private:
   friend class Worker;
   friend struct internal::RootPromise;
@@ -137,6 +151,7 @@ class Runtime {
   // Called by each worker after its loop exits; returns once every worker's loop has exited,
   // so teardown never races with a worker still running messages that point into another's tasks.
   void wait_all_loops_exited();
+  void run_stop_hooks();
 
   RuntimeOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -164,6 +179,11 @@ class Runtime {
   Mutex hooks_mu_;
   uint64_t next_hook_id_ ABSL_GUARDED_BY(hooks_mu_) = 1;
   absl::flat_hash_map<uint64_t, absl::AnyInvocable<void()>> hooks_ ABSL_GUARDED_BY(hooks_mu_);
+  std::vector<absl::AnyInvocable<void()>> stop_hooks_ ABSL_GUARDED_BY(hooks_mu_);
+  Mutex companions_mu_;
+  absl::flat_hash_map<const void*, std::shared_ptr<void>> companions_
+      ABSL_GUARDED_BY(companions_mu_);
+  bool stop_hooks_ran_ ABSL_GUARDED_BY(hooks_mu_) = false;
 };
 
 // CPUs this process may run on, in ascending order.

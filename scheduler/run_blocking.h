@@ -1,7 +1,7 @@
 // co_await run_blocking(pool, fn): run a blocking function on a BlockingPool thread and resume
-// on the calling worker with its result.
+// on the calling worker with its result. run_blocking(fn) uses the runtime's own pool.
 //
-//   std::string text = co_await run_blocking(pool, [path] { return read_whole_file(path); });
+//   std::string text = co_await run_blocking([path] { return read_whole_file(path); });
 //
 // The coroutine suspends; `fn` is submitted under the calling worker's consumer index (its
 // worker index; the shared queue if the pool has fewer consumers); when it finishes, the pool
@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "runtime/runtime.h"
 #include "runtime/worker.h"
 #include "scheduler/blocking_pool.h"
 
@@ -126,6 +127,19 @@ class RunBlockingAwaiter {
 template <typename F>
 internal::RunBlockingAwaiter<F> run_blocking(BlockingPool& pool, F fn) {
   return internal::RunBlockingAwaiter<F>(pool, std::move(fn));
+}
+
+// The blocking pool of `runtime`: created on first use with RuntimeOptions::blocking_threads
+// threads and one consumer per worker, shut down (queued functions rejected, running ones
+// finished) when the runtime stops. Any thread.
+BlockingPool& runtime_blocking_pool(Runtime& runtime);
+
+// co_await run_blocking(fn): run_blocking on the calling worker's runtime's pool.
+template <typename F>
+internal::RunBlockingAwaiter<F> run_blocking(F fn) {
+  Worker* w = Worker::current();
+  assert(w != nullptr && "run_blocking outside a worker");
+  return internal::RunBlockingAwaiter<F>(runtime_blocking_pool(w->runtime()), std::move(fn));
 }
 
 }  // namespace shardloop::scheduler

@@ -147,3 +147,40 @@ TEST(RunBlocking, WorkerBeyondConsumerCountUsesTheSharedQueue) {
 
 }  // namespace
 }  // namespace shardloop::scheduler
+
+namespace shardloop::scheduler {
+namespace {
+
+// co_await run_blocking(fn) uses the runtime's own pool: RuntimeOptions::blocking_threads
+// threads, one consumer per worker, shut down when the runtime stops.
+TEST(RuntimeBlockingPool, RunBlockingWithoutAPoolUsesTheRuntimes) {
+  Runtime rt(RuntimeOptions{.workers = 2, .blocking_threads = 3});
+  ASSERT_TRUE(rt.start().ok());
+  std::promise<int> done;
+  rt.spawn_on(1, [&]() -> Task<void> {
+    Worker* before = Worker::current();
+    int sum = 0;
+    for (int i = 0; i < 50; ++i) {
+      sum += co_await run_blocking([i] {
+        return Worker::current() == nullptr ? i : -1000;  // a pool thread is not a worker
+      });
+      if (Worker::current() != before) sum = -1'000'000;
+    }
+    done.set_value(sum);
+  });
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(future.get(), 49 * 50 / 2);
+  BlockingPool& pool = runtime_blocking_pool(rt);
+  EXPECT_EQ(pool.threads(), 3u);
+  EXPECT_EQ(pool.consumers(), 2u);
+  EXPECT_EQ(&pool, &runtime_blocking_pool(rt)) << "one pool per runtime";
+  rt.stop();
+  // Stopped with the runtime: new work is refused, not run.
+  std::promise<absl::Status> outcome;
+  pool.submit_shared([] {}, [&](BlockingOutcome o) { outcome.set_value(o.status); });
+  EXPECT_EQ(outcome.get_future().get().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace shardloop::scheduler
