@@ -262,6 +262,121 @@ TEST_P(Migration, StreamsSurviveThousandsOfMigrations) {
   EXPECT_EQ(testing::count_open_fds(), fds_before);
 }
 
+// A blocking client: connect, and helpers that retry on EINTR (a timed recv is not restarted).
+int connect_to(const net::Address& addr) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, addr.sockaddr_ptr(), addr.length()) != 0) return -1;
+  return fd;
+}
+
+std::string recv_exactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+// Semantics of one move, driven by the connection's own task: asked while the task runs, the
+// move waits for its next read; output still queued moves with it; the task resumes on the
+// target; drain reaches the connection there.
+TEST_P(Migration, PendingMoveStartsAtTheNextReadAndCarriesQueuedOutput) {
+  Runtime rt({.workers = 2, .backend = GetParam()});
+  ASSERT_TRUE(rt.start().ok());
+  std::atomic<int> arrived{-1};
+  const std::string big(200 * 1024, 'q');  // below the 256 KiB high-water mark: queued, no wait
+  auto server =
+      net::Server::listen(rt, testing::loopback_any(), [&](net::Connection conn) -> Task<void> {
+        auto go = co_await conn.read_chunk();
+        if (!go.ok() || go->empty()) co_return;
+        Worker* target = &rt.worker(1 - Worker::current()->index());
+        // Asked while this task runs: nothing waits on the connection yet, so the move waits.
+        absl::Status s = conn.migrate(*target, [&](bool ok) { arrived = ok ? 1 : 0; });
+        if (!s.ok()) co_return;
+        (void)co_await conn.write(big);  // the client does not read yet: most of it is queued
+        auto next = co_await conn.read_chunk();  // the move happens here
+        const bool moved = Worker::current() == target && conn.worker() == target;
+        if (!next.ok()) co_return;
+        // A named string: GCC 12 mishandles a conditional's temporaries inside co_await.
+        const std::string reply = moved ? "moved" : "stuck";
+        (void)co_await conn.write(reply);
+        (void)co_await conn.flush();
+      });
+  ASSERT_TRUE(server.ok());
+  int fd = connect_to((*server)->address());
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::send(fd, "go", 2, MSG_NOSIGNAL), 2);
+  ASSERT_TRUE(testing::wait_until([&] { return arrived.load() != -1; }));
+  EXPECT_EQ(arrived.load(), 1);
+  ASSERT_EQ(::send(fd, "next", 4, MSG_NOSIGNAL), 4);
+  EXPECT_EQ(recv_exactly(fd, big.size()), big) << "queued output lost or reordered in the move";
+  EXPECT_EQ(recv_exactly(fd, 5), "moved");
+  ::close(fd);
+  server->reset();
+  rt.stop();
+}
+
+// A move asked for and then overtaken by a close is given up: done(false) on the owner.
+TEST_P(Migration, CloseGivesUpAPendingMove) {
+  Runtime rt({.workers = 2, .backend = GetParam()});
+  ASSERT_TRUE(rt.start().ok());
+  std::atomic<int> outcome{-1};
+  std::atomic<bool> on_owner{false};
+  auto server =
+      net::Server::listen(rt, testing::loopback_any(), [&](net::Connection conn) -> Task<void> {
+        auto go = co_await conn.read_chunk();
+        if (!go.ok()) co_return;
+        Worker* owner = Worker::current();
+        absl::Status s = conn.migrate(rt.worker(1 - owner->index()), [&, owner](bool ok) {
+          on_owner = Worker::current() == owner;
+          outcome = ok ? 1 : 0;
+        });
+        if (s.ok()) conn.close();
+      });
+  ASSERT_TRUE(server.ok());
+  int fd = connect_to((*server)->address());
+  ASSERT_EQ(::send(fd, "go", 2, MSG_NOSIGNAL), 2);
+  ASSERT_TRUE(testing::wait_until([&] { return outcome.load() != -1; }));
+  EXPECT_EQ(outcome.load(), 0);
+  EXPECT_TRUE(on_owner.load());
+  ::close(fd);
+  server->reset();
+  rt.stop();
+}
+
+// Drain reaches a connection that migrated: it joined the target worker's tracker.
+TEST_P(Migration, DrainReachesAMigratedConnection) {
+  Runtime rt({.workers = 2, .backend = GetParam()});
+  ASSERT_TRUE(rt.start().ok());
+  std::atomic<int> arrived{-1};
+  std::atomic<bool> drained_read{false};
+  auto server =
+      net::Server::listen(rt, testing::loopback_any(), [&](net::Connection conn) -> Task<void> {
+        auto go = co_await conn.read_chunk();
+        if (!go.ok()) co_return;
+        (void)conn.migrate(rt.worker(1 - Worker::current()->index()),
+                           [&](bool ok) { arrived = ok ? 1 : 0; });
+        auto r = co_await conn.read_chunk();  // moves, then waits until the drain ends it
+        drained_read = !r.ok() && conn.draining();
+      });
+  ASSERT_TRUE(server.ok());
+  int fd = connect_to((*server)->address());
+  ASSERT_EQ(::send(fd, "go", 2, MSG_NOSIGNAL), 2);
+  ASSERT_TRUE(testing::wait_until([&] { return arrived.load() != -1; }));
+  ASSERT_EQ(arrived.load(), 1);
+  DrainReport report = rt.drain(absl::Seconds(5));
+  EXPECT_EQ(report.tasks_cancelled, 0u) << "the drain did not reach the migrated connection";
+  EXPECT_TRUE(drained_read.load());
+  ::close(fd);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Migration, testing::kAllBackends, testing::backend_test_name);
 
 }  // namespace
