@@ -25,6 +25,8 @@ DEFINE_string(steering, "hash",
               "which worker accepts a connection: hash (kernel default) or cpu (the worker pinned "
               "on the CPU that received it; implies --pin)");
 DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
+DEFINE_double(work_us, 0,
+              "CPU to burn per chunk read before echoing it (a stand-in for request work)");
 DEFINE_int32(rebalance_ms, 0,
              "move connections between workers by measured load every this many ms (0: off)");
 
@@ -53,7 +55,9 @@ int main(int argc, char** argv) {
       {.workers = static_cast<size_t>(FLAGS_workers),
        .pin_cpus = FLAGS_pin || cpu_steering,
        .backend = *backend},
-      *address, examples::serve_echo,
+      *address,
+      examples::serve_echo_with_work(
+          std::chrono::nanoseconds(static_cast<int64_t>(FLAGS_work_us * 1000))),
       {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash},
       absl::Milliseconds(FLAGS_drain_seconds * 1000), absl::Milliseconds(FLAGS_rebalance_ms));
 }

@@ -4,11 +4,19 @@
 // Used by examples/echo_server and by the integration tests.
 #pragma once
 
+#include <chrono>
+
 #include "net/connection.h"
+#include "net/server.h"
 #include "runtime/task.h"
 
 namespace shardloop::examples {
 
 Task<void> serve_echo(net::Connection conn);
+
+// serve_echo() that also burns `work` of CPU per chunk it reads before echoing it: a stand-in
+// for request processing, so that benchmarks can make the server, not the load generator, the
+// bottleneck (bench/run_rebalance.sh).
+net::ConnectionHandler serve_echo_with_work(std::chrono::nanoseconds work);
 
 }  // namespace shardloop::examples
