@@ -329,6 +329,7 @@ class AsyncFd final : public IoHandle {
   };
   struct MigrationHandoff;
   void wait_to_read(ReadOp& op, std::coroutine_handle<> h);
+  void schedule_migration_start();
   void maybe_start_migration();
   bool quiescing() const;
   void finish_migration();

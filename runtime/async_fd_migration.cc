@@ -2,8 +2,11 @@
 //
 // The handoff, in order:
 //  1. Request (owner). migrate_to(target, hooks) records the move. It starts when a read is
-//     waiting and no write is, so that the task is parked on this fd and nowhere else: at once,
-//     or when the task's next read suspends (wait_to_read).
+//     waiting and no write is, so that the task is parked on this fd and nowhere else, and
+//     always in a job of its own (schedule_migration_start): never inside the await_suspend
+//     of the read, since a task awaited inline (task.h) still has its awaiters' await_suspend
+//     on this thread's stack, touching its frame after it suspends; a handoff from there would
+//     let the target resume the frame while they do.
 //  2. Quiesce (owner). From here nothing new is submitted and the waiting reader is not resumed.
 //     epoll: nothing is ever in flight, so this step is immediate. io_uring: the multishot
 //     receive is cancelled, and the move waits for the final completion of every operation in
@@ -79,14 +82,24 @@ absl::Status AsyncFd::migrate_to(Worker& target, MigrationHooks hooks) {
     return absl::InvalidArgumentError("the target worker polls with another backend");
   }
   migration_.reset(new Migration{&target, std::move(hooks)});
-  maybe_start_migration();  // may hand this object over: nothing after it
+  schedule_migration_start();
   return absl::OkStatus();
 }
 
 void AsyncFd::wait_to_read(ReadOp& op, std::coroutine_handle<> h) {
   op.waiter = h;
   reader_ = &op;
-  if (migration_ != nullptr) maybe_start_migration();  // may hand this object over
+  if (migration_ != nullptr) schedule_migration_start();
+}
+
+void AsyncFd::schedule_migration_start() {
+  // By token, not by pointer: the fd may be closed and freed before the job runs.
+  Worker* w = worker_;
+  const Token token = token_;
+  w->defer([w, token] {
+    auto* fd = static_cast<AsyncFd*>(w->find_handle(token));
+    if (fd != nullptr && fd->migration_ != nullptr) fd->maybe_start_migration();
+  });
 }
 
 bool AsyncFd::quiescing() const { return migration_ != nullptr && migration_->quiescing; }

@@ -86,6 +86,8 @@ class Worker {
   // For handles that use completion operations instead of readiness: a token without a poller
   // registration, and its release once the handle's last completion has arrived.
   Token register_handle(IoHandle* handle) { return registry_.add(handle); }
+  // The live handle registered under `token`, or nullptr once it was released.
+  IoHandle* find_handle(Token token) const { return registry_.find(token.encode()); }
   void release_handle(Token token) { registry_.release(token); }
   // The poller's completion operations, or nullptr on a readiness-only backend.
   CompletionIo* completion_io() { return poller_->completion_io(); }

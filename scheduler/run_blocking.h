@@ -104,7 +104,10 @@ class RunBlockingAwaiter {
 
   Result await_resume() {
     if (!state_->status.ok()) throw BlockingRejected(state_->status);
-    if (state_->error) std::rethrow_exception(state_->error);
+    // Moved out, so the exception's last reference is this thread's: the pool thread may drop
+    // the shared state later, and the exception's reference count lives in the uninstrumented
+    // C++ runtime, where ThreadSanitizer cannot see it order the two threads.
+    if (state_->error) std::rethrow_exception(std::exchange(state_->error, nullptr));
     return state_->result.take();
   }
 
