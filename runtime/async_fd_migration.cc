@@ -218,9 +218,7 @@ void AsyncFd::discard_in_transit(Worker* target, internal::RootPromise* root) {
   write_queue_.clear();
   worker_ = target;
   target->attach_root(root);
-  std::coroutine_handle<internal::RootCoroutine::promise_type>::from_promise(
-      *static_cast<internal::RootCoroutine::promise_type*>(root))
-      .destroy();
+  internal::root_handle(root).destroy();
 }
 
 bool AsyncFd::read_carried(ReadOp& op) {

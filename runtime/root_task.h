@@ -60,6 +60,13 @@ struct RootCoroutine::promise_type : RootPromise {
   }
 };
 
+// The coroutine handle of a root, from its promise (every RootPromise is a
+// RootCoroutine::promise_type).
+inline std::coroutine_handle<RootCoroutine::promise_type> root_handle(RootPromise* root) {
+  return std::coroutine_handle<RootCoroutine::promise_type>::from_promise(
+      *static_cast<RootCoroutine::promise_type*>(root));
+}
+
 // The coroutine body of every root: await the user's task.
 RootCoroutine make_root(Task<void> task);
 

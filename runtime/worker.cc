@@ -319,9 +319,8 @@ void RootList::unlink(RootPromise* p) {
 
 void RootList::destroy_all() {
   while (head_ != nullptr) {
-    auto* promise = static_cast<RootCoroutine::promise_type*>(head_);
     // destroy() runs ~RootPromise, which unlinks it.
-    std::coroutine_handle<RootCoroutine::promise_type>::from_promise(*promise).destroy();
+    root_handle(head_).destroy();
   }
 }
 

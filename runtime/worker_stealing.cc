@@ -45,15 +45,6 @@
 #include "runtime/worker.h"
 
 namespace shardloop {
-namespace {
-
-std::coroutine_handle<> handle_of(internal::RootPromise* root) {
-  using Promise = internal::RootCoroutine::promise_type;
-  return std::coroutine_handle<Promise>::from_promise(*static_cast<Promise*>(root));
-}
-
-}  // namespace
-
 void Worker::spawn_stealable(Task<void> task, bool already_counted) {
   assert_owner();
   auto root = internal::make_root(std::move(task));
@@ -73,7 +64,7 @@ void Worker::start_root(UnstartedRoot root) {
   counters_.live_tasks.set(roots_.size());
   counters_.stealable_started.bump();
   budget_ = kBudget;
-  handle_of(root).resume();
+  internal::root_handle(root).resume();
 }
 
 void Worker::run_stealable() {
