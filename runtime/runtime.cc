@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/log.h"
 
 namespace shardloop {
@@ -40,7 +41,15 @@ absl::Status Runtime::start() {
   if (state_.load(std::memory_order_acquire) != State::kNew) {
     return absl::FailedPreconditionError("a Runtime can be started only once");
   }
-  absl::StatusOr<Backend> backend = resolve_backend(options_.backend);
+  if (uses_shared_epoll(options_.poll_mode) && options_.backend == Backend::kIoUring) {
+    return absl::InvalidArgumentError(absl::StrCat("poll mode '",
+                                                   poll_mode_name(options_.poll_mode),
+                                                   "' shares one epoll instance between workers "
+                                                   "and needs the epoll backend, not io_uring"));
+  }
+  absl::StatusOr<Backend> backend = uses_shared_epoll(options_.poll_mode)
+                                        ? absl::StatusOr<Backend>(Backend::kEpoll)
+                                        : resolve_backend(options_.backend);
   if (!backend.ok()) return backend.status();
   std::vector<int> cpus = allowed_cpus();
   size_t n = options_.workers != 0 ? options_.workers : cpus.size();

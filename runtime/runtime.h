@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "runtime/mutex.h"
+#include "runtime/poll_mode.h"
 #include "runtime/poller.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
@@ -40,6 +41,9 @@ struct RuntimeOptions {
   // Pin worker i to the i-th allowed CPU (modulo their count).
   bool pin_cpus = false;
   Backend backend = Backend::kAuto;
+  // How workers poll (poll_mode.h). global and throttled need epoll: with kAuto they use it,
+  // with kIoUring start() fails.
+  PollMode poll_mode = PollMode::kAdaptive;
   PollerOptions poller;
   // Threads of the runtime's blocking pool (scheduler::run_blocking(fn)), created on first use;
   // 0: scheduler::default_blocking_threads().

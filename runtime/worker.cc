@@ -157,12 +157,14 @@ void Worker::poll(int64_t timeout_ns) {
   // network work of the completions (copies into buffers, sends) runs inside io_uring_enter.
   const bool timed = timeout_ns != 0;
   const bool cpu_timed = timed && measure_wait_cpu_.load(std::memory_order_relaxed);
-  const TimePoint wait_start = timed ? Clock::now() : TimePoint{};
+  const TimePoint wait_start = Clock::now();
   const int64_t cpu_start = cpu_timed ? thread_cpu_ns() : 0;
   auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
+  const int64_t waited =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count();
+  counters_.poll_ns.bump(static_cast<uint64_t>(waited));
   if (timed) {
-    int64_t idle =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count();
+    int64_t idle = waited;
     if (cpu_timed) idle -= thread_cpu_ns() - cpu_start;
     if (idle > 0) counters_.idle_ns.bump(static_cast<uint64_t>(idle));
   }

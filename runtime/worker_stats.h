@@ -31,6 +31,15 @@ struct WorkerStats {
   // Time spent blocked in the poller (the rest of the wall time is busy); less the CPU used
   // inside those waits while Worker::set_measure_wait_cpu is on.
   uint64_t idle_ns = 0;
+  // Wall time inside poller wait calls, blocking or not (the poll call's own cost plus any
+  // time blocked in it).
+  uint64_t poll_ns = 0;
+  // Shared poll modes: events this worker fetched for fds another worker owns, handed over.
+  uint64_t events_forwarded = 0;
+  // Adaptive mode: non-blocking polls made while spinning before a park, and those that found
+  // work (so the park was avoided).
+  uint64_t spin_polls = 0;
+  uint64_t spin_hits = 0;
 };
 
 class alignas(64) WorkerCounters {
@@ -47,7 +56,7 @@ class alignas(64) WorkerCounters {
 
   Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
       parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started,
-      idle_ns;
+      idle_ns, poll_ns, events_forwarded, spin_polls, spin_hits;
   // Written by other threads, so a real read-modify-write.
   std::atomic<uint64_t> wakeups_sent{0};
 
@@ -68,6 +77,10 @@ class alignas(64) WorkerCounters {
     s.tasks_stolen = tasks_stolen.get();
     s.stealable_started = stealable_started.get();
     s.idle_ns = idle_ns.get();
+    s.poll_ns = poll_ns.get();
+    s.events_forwarded = events_forwarded.get();
+    s.spin_polls = spin_polls.get();
+    s.spin_hits = spin_hits.get();
     return s;
   }
 };
