@@ -43,7 +43,7 @@ absl::Status Runtime::start() {
   }
   if (uses_shared_epoll(options_.poll_mode) && options_.backend == Backend::kIoUring) {
     return absl::InvalidArgumentError(absl::StrCat("poll mode '",
-                                                   poll_mode_name(options_.poll_mode),
+                                                   std::string(poll_mode_name(options_.poll_mode)),
                                                    "' shares one epoll instance between workers "
                                                    "and needs the epoll backend, not io_uring"));
   }
