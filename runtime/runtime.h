@@ -35,6 +35,8 @@
 
 namespace shardloop {
 
+class SharedEpoll;
+
 struct RuntimeOptions {
   // 0: one worker per CPU this process may run on (sched_getaffinity).
   size_t workers = 0;
@@ -158,6 +160,9 @@ class Runtime {
   void run_stop_hooks();
 
   RuntimeOptions options_;
+  // The global and throttled modes' shared epoll instance (else null). Created by start()
+  // before any worker; the workers' pollers refer to it, so it outlives them.
+  std::unique_ptr<SharedEpoll> shared_epoll_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<State> state_{State::kNew};
   std::atomic<int64_t> live_tasks_{0};

@@ -11,6 +11,7 @@
 #include "runtime/async_fd.h"
 #include "runtime/log.h"
 #include "runtime/runtime.h"
+#include "runtime/shared_epoll.h"
 
 namespace shardloop {
 namespace {
@@ -59,7 +60,18 @@ void Worker::assert_owner() const {
 }
 
 absl::Status Worker::init_on_thread() {
-  auto poller = make_poller(backend_, runtime_.options().poller);
+  absl::StatusOr<std::unique_ptr<Poller>> poller;
+  if (SharedEpoll* shared = runtime_.shared_epoll_.get(); shared != nullptr) {
+    auto view = SharedEpollPoller::create(*shared, static_cast<uint32_t>(index_),
+                                          runtime_.options().poller);
+    if (view.ok()) {
+      poller = std::unique_ptr<Poller>(std::move(*view));
+    } else {
+      poller = view.status();
+    }
+  } else {
+    poller = make_poller(backend_, runtime_.options().poller);
+  }
   if (!poller.ok()) {
     return absl::Status(poller.status().code(),
                         absl::StrCat("worker ", index_, ": ", poller.status().message()));
@@ -177,16 +189,47 @@ void Worker::poll(int64_t timeout_ns) {
     return;
   }
   for (size_t i = 0; i < *n; ++i) {
-    // Looked up per event, not before the loop: a handler earlier in this batch may have
-    // deregistered (or closed and reused) the fd of a later event.
-    IoHandle* handle = registry_.find(events_[i].token);
-    if (handle == nullptr) {
-      counters_.stale_events.bump();
-      continue;
+    const PollEvent& ev = events_[i];
+    if (ev.owner == PollEvent::kPollingWorker || ev.owner == index_) {
+      dispatch(ev);
+    } else {
+      forward_batch(ev.owner).push_back(ev);
     }
-    counters_.events.bump();
-    budget_ = kBudget;  // a handler may resume a coroutine inline
-    handle->on_io(events_[i]);
+  }
+  if (forwarding_) forward_events();
+}
+
+void Worker::dispatch(const PollEvent& ev) {
+  // Looked up per event, not before the batch: a handler earlier in this batch may have
+  // deregistered (or closed and reused) the fd of a later event.
+  IoHandle* handle = registry_.find(ev.token);
+  if (handle == nullptr) {
+    counters_.stale_events.bump();
+    return;
+  }
+  counters_.events.bump();
+  budget_ = kBudget;  // a handler may resume a coroutine inline
+  handle->on_io(ev);
+}
+
+std::vector<PollEvent>& Worker::forward_batch(uint32_t owner) {
+  if (forward_.empty()) forward_.resize(runtime_.size());
+  forwarding_ = true;
+  return forward_[owner];
+}
+
+void Worker::forward_events() {
+  // One message per owner per poll: the owner dispatches the batch in its next run phase, as
+  // if its own poller had reported it (stale tokens are dropped there, by generation).
+  forwarding_ = false;
+  for (size_t owner = 0; owner < forward_.size(); ++owner) {
+    if (forward_[owner].empty()) continue;
+    counters_.events_forwarded.bump(forward_[owner].size());
+    Worker* target = &runtime_.worker(owner);
+    target->post([target, batch = std::move(forward_[owner])] {
+      for (const PollEvent& ev : batch) target->dispatch(ev);
+    });
+    forward_[owner] = {};
   }
 }
 

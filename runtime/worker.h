@@ -162,6 +162,11 @@ class Worker {
   bool wake_if_parked();
   int64_t poll_timeout_ns();
   void poll(int64_t timeout_ns);
+  // Hands one event to the handle it names, if that is still registered (owner only).
+  void dispatch(const PollEvent& ev);
+  // Shared poll modes: events fetched for fds other workers own, batched per owner and posted.
+  std::vector<PollEvent>& forward_batch(uint32_t owner);
+  void forward_events();
   void teardown();
   void request_stop();  // any thread
   static int64_t thread_cpu_ns();
@@ -179,6 +184,8 @@ class Worker {
   FdRegistry registry_;
   internal::RootList roots_;
   std::vector<PollEvent> events_;
+  std::vector<std::vector<PollEvent>> forward_;  // per owner; sized on first use
+  bool forwarding_ = false;                      // some batch in forward_ is non-empty
   std::vector<Inbox::Message> inbox_batch_;
   absl::flat_hash_set<AsyncFd*> lingering_;
   // 64 KiB: a receive this large amortises the syscall well past the point of diminishing returns.
