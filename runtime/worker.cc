@@ -44,6 +44,7 @@ Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, 
       cpu_(cpu),
       backend_(backend),
       events_(kEventsPerPoll),
+      adaptive_(runtime.options().poll_mode == PollMode::kAdaptive),
       stealable_(std::move(deque.first)),
       victims_(index, workers, index + 1),
       stealer_(std::move(deque.second)) {}
@@ -147,7 +148,27 @@ int64_t Worker::poll_timeout_ns() {
   return ns > 0 ? ns : 0;
 }
 
+bool Worker::spin_found_work(int64_t timeout_ns) {
+  const int64_t window = runtime_.options().adaptive_spin_ns;
+  if (window <= 0 || (timeout_ns > 0 && timeout_ns < window)) return false;
+  if (!spin_policy_.should_spin() || !runtime_.spin_gate_->try_enter()) return false;
+  const TimePoint end = Clock::now() + std::chrono::nanoseconds(window);
+  const uint64_t events_before = counters_.events.get();
+  bool hit = false;
+  do {
+    counters_.spin_polls.bump();
+    poll(0);
+    hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
+          stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
+  } while (!hit && Clock::now() < end);
+  runtime_.spin_gate_->leave();
+  spin_policy_.record(hit);
+  if (hit) counters_.spin_hits.bump();
+  return hit;
+}
+
 void Worker::poll(int64_t timeout_ns) {
+  if (timeout_ns != 0 && adaptive_ && spin_found_work(timeout_ns)) return;
   const bool announced = timeout_ns != 0;
   if (announced) {
     // Park handshake (see inbox.h): announce we may block, then re-check for messages and stop

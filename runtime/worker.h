@@ -31,6 +31,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "runtime/adaptive_park.h"
 #include "runtime/fd_registry.h"
 #include "runtime/inbox.h"
 #include "runtime/poller.h"
@@ -162,6 +163,9 @@ class Worker {
   bool wake_if_parked();
   int64_t poll_timeout_ns();
   void poll(int64_t timeout_ns);
+  // Adaptive mode: polls without blocking for a short window before a park; true if that found
+  // work (the park is skipped). See adaptive_park.h for when it spins.
+  bool spin_found_work(int64_t timeout_ns);
   // Hands one event to the handle it names, if that is still registered (owner only).
   void dispatch(const PollEvent& ev);
   // Shared poll modes: events fetched for fds other workers own, batched per owner and posted.
@@ -184,6 +188,8 @@ class Worker {
   FdRegistry registry_;
   internal::RootList roots_;
   std::vector<PollEvent> events_;
+  const bool adaptive_;
+  SpinPolicy spin_policy_;
   std::vector<std::vector<PollEvent>> forward_;  // per owner; sized on first use
   bool forwarding_ = false;                      // some batch in forward_ is non-empty
   std::vector<Inbox::Message> inbox_batch_;
