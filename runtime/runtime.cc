@@ -64,7 +64,7 @@ absl::Status Runtime::start() {
     if (!shared.ok()) return shared.status();
     shared_epoll_ = std::move(*shared);
   }
-  steal_coordinator_ = std::make_unique<scheduler::StealCoordinator>(n);
+  steal_coordinator_ = std::make_unique<StealCoordinator>(n);
   spin_gate_ = std::make_unique<SpinGate>(cpus.size());
   for (size_t i = 0; i < n; ++i) {
     int cpu = options_.pin_cpus ? cpus[i % cpus.size()] : -1;

@@ -32,7 +32,7 @@
 #include "runtime/poller.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
-#include "scheduler/steal_coordinator.h"
+#include "runtime/steal_coordinator.h"
 
 namespace shardloop {
 
@@ -174,7 +174,7 @@ class Runtime {
   std::atomic<int64_t> live_tasks_{0};
 
   // Work stealing (worker_stealing.cc). Created by start() before any worker runs, then shared.
-  std::unique_ptr<scheduler::StealCoordinator> steal_coordinator_;
+  std::unique_ptr<StealCoordinator> steal_coordinator_;
   // Workers announced as about to block in their poller. seq_cst read-modify-writes only (both
   // sides of the park handshake), except the relaxed decrement after waking.
   std::atomic<size_t> idle_workers_{0};

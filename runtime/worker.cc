@@ -34,7 +34,7 @@ int64_t Worker::thread_cpu_ns() {
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu)
     : Worker(runtime, index, workers, backend, cpu,
-             scheduler::make_work_stealing_deque<UnstartedRoot>(scheduler::kDefaultDequeCapacity)) {
+             make_work_stealing_deque<UnstartedRoot>(kDefaultDequeCapacity)) {
 }
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,

@@ -40,8 +40,8 @@
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
 #include "runtime/worker_stats.h"
-#include "scheduler/victim_picker.h"
-#include "scheduler/work_stealing_deque.h"
+#include "runtime/victim_picker.h"
+#include "runtime/work_stealing_deque.h"
 
 namespace shardloop {
 
@@ -140,7 +140,7 @@ class Worker {
   // A stealable root waiting to start: its promise (a pointer, as the deque needs).
   using UnstartedRoot = internal::RootPromise*;
   using StealableDeque =
-      std::pair<scheduler::DequeLocal<UnstartedRoot>, scheduler::DequeStealer<UnstartedRoot>>;
+      std::pair<DequeLocal<UnstartedRoot>, DequeStealer<UnstartedRoot>>;
 
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu);
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
@@ -204,16 +204,16 @@ class Worker {
   // Stealable roots: the ring's owner end, and the excess when the ring is full (FIFO, never
   // stolen until it moves into the ring). `notify_pending_`: the refill pushed roots to the ring
   // since the last notify.
-  scheduler::DequeLocal<UnstartedRoot> stealable_;
+  DequeLocal<UnstartedRoot> stealable_;
   std::deque<UnstartedRoot> stealable_overflow_;
-  scheduler::VictimPicker victims_;
+  VictimPicker victims_;
   bool notify_pending_ = false;
   // Stealable roots started per run phase at most (see worker_stealing.cc).
   static constexpr size_t kStartsPerTurn = 256;
 
   // Shared with other threads.
   // The thieves' end of `stealable_`: any worker may steal through it (see the deque's rules).
-  scheduler::DequeStealer<UnstartedRoot> stealer_;  // assigned once, at construction
+  DequeStealer<UnstartedRoot> stealer_;  // assigned once, at construction
   Inbox inbox_;
   // True while the worker is about to block, or blocked, in the poller. seq_cst: see inbox.h.
   std::atomic<bool> parked_{false};
