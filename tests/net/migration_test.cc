@@ -106,7 +106,7 @@ struct StreamClient {
   }
 
   // Drives every connection until `stop` and then until every stream is complete (or `limit`).
-  void run(const std::atomic<bool>& stop, std::chrono::seconds limit) {
+  void run(const std::atomic<bool>& stop, std::chrono::milliseconds limit) {
     const auto give_up = std::chrono::steady_clock::now() + limit;
     std::vector<epoll_event> events(256);
     char buf[8192];
@@ -176,10 +176,10 @@ class Migration : public ::testing::TestWithParam<testing::RuntimeConfig> {
 // random connections every millisecond, several per tick, so tens of thousands of moves happen.
 TEST_P(Migration, StreamsSurviveThousandsOfMigrations) {
 #ifdef SHARDLOOP_SANITIZED
-  auto kDuration = 2s;
+  std::chrono::milliseconds kDuration = 2s;
   uint64_t kMinMigrations = 200;
 #else
-  auto kDuration = 10s;
+  std::chrono::milliseconds kDuration = 10s;
   uint64_t kMinMigrations = 5000;
 #endif
   // The full 10 s run is the sharded mode's on each backend; the other poll modes move the
