@@ -159,7 +159,9 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
       static_cast<unsigned long long>(responses.load()),
       static_cast<unsigned long long>(sent.load()));
   EXPECT_GE(refused_after, 0) << "new connections were never refused";
-  EXPECT_LT(refused_after, 0.1);
+  // Listeners close within a loop iteration of each worker; the bound leaves room for a machine
+  // loaded by the rest of the suite (ctest -j, two runtimes of this test on two cores).
+  EXPECT_LT(refused_after, 0.5);
   EXPECT_EQ(requests_read.load(), responses.load())
       << "every request the server read must have been answered in full";
   EXPECT_EQ(sent.load(), responses.load()) << "every request sent must have been answered";
