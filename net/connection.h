@@ -35,6 +35,7 @@
 #include "absl/types/span.h"
 #include "net/address.h"
 #include "runtime/async_fd.h"
+#include "runtime/offload.h"
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
 
@@ -122,6 +123,16 @@ class Connection {
   // these tasks, the rebalancer moves the connection there (steal affinity, net/rebalancer.h).
   // Call on the owner.
   void spawn_offload(Task<void> task);
+  // The same for work whose result the handler needs: co_await conn.offload(fn) runs `fn` as a
+  // stealable root tagged with affinity() and resumes the caller here with fn's result
+  // (runtime/offload.h). Same rules for `fn` as for spawn_offload's task. With GCC 12, name the
+  // awaiter when `fn` captures anything with a destructor (see runtime/offload.h):
+  //   auto op = conn.offload([req] { return handle(req); });
+  //   Reply reply = co_await op;
+  template <typename F>
+  auto offload(F fn) {
+    return ::shardloop::offload(affinity(), std::move(fn));
+  }
 
   // Starts draining: after ConnectionOptions::drain_grace, reads that would wait fail with
   // Cancelled("connection draining") (a read waiting then is woken with it). Data already
