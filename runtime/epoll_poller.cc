@@ -8,29 +8,13 @@
 #include <ctime>
 
 #include "absl/strings/str_format.h"
+#include "runtime/epoll_util.h"
 #include "runtime/errno_status.h"
 #include "runtime/token.h"
 
 namespace shardloop {
-namespace {
-
-uint32_t to_epoll(uint32_t interest) {
-  uint32_t ev = EPOLLET | EPOLLRDHUP;
-  if (interest & io_events::kReadable) ev |= EPOLLIN;
-  if (interest & io_events::kWritable) ev |= EPOLLOUT;
-  return ev;
-}
-
-uint32_t from_epoll(uint32_t ev) {
-  uint32_t out = 0;
-  if (ev & EPOLLIN) out |= io_events::kReadable;
-  if (ev & EPOLLOUT) out |= io_events::kWritable;
-  if (ev & (EPOLLRDHUP | EPOLLHUP)) out |= io_events::kHangup;
-  if (ev & EPOLLERR) out |= io_events::kError;
-  return out;
-}
-
-}  // namespace
+using epoll_util::from_epoll;
+using epoll_util::to_epoll;
 
 absl::StatusOr<std::unique_ptr<EpollPoller>> EpollPoller::create() {
   int epfd = ::epoll_create1(EPOLL_CLOEXEC);
@@ -61,8 +45,12 @@ EpollPoller::~EpollPoller() {
 }
 
 absl::Status EpollPoller::control(int op, int fd, uint64_t token, uint32_t interest) {
+  return control_raw(op, fd, token, to_epoll(interest));
+}
+
+absl::Status EpollPoller::control_raw(int op, int fd, uint64_t token, uint32_t epoll_events) {
   epoll_event ev{};
-  ev.events = to_epoll(interest);
+  ev.events = epoll_events;
   ev.data.u64 = token;
   if (::epoll_ctl(epfd_, op, fd, &ev) != 0) {
     return errno_status(errno, absl::StrFormat("epoll_ctl(op %d, fd %d)", op, fd));
@@ -90,19 +78,7 @@ absl::StatusOr<size_t> EpollPoller::wait(absl::Span<PollEvent> out, int64_t time
   if (buffer_.size() < out.size()) buffer_.resize(out.size());
   ++counters_.wait_calls;
 
-  int n;
-  if (timeout_ns < 0) {
-    n = ::epoll_wait(epfd_, buffer_.data(), static_cast<int>(out.size()), -1);
-  } else {
-    // epoll_pwait2 takes a timespec, so timers are not rounded up to whole milliseconds.
-    timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
-                static_cast<long>(timeout_ns % 1'000'000'000)};
-    n = ::epoll_pwait2(epfd_, buffer_.data(), static_cast<int>(out.size()), &ts, nullptr);
-    if (n < 0 && errno == ENOSYS) {  // kernels before 5.11
-      int ms = static_cast<int>((timeout_ns + 999'999) / 1'000'000);
-      n = ::epoll_wait(epfd_, buffer_.data(), static_cast<int>(out.size()), ms);
-    }
-  }
+  int n = epoll_util::wait_ns(epfd_, buffer_.data(), static_cast<int>(out.size()), timeout_ns);
   if (n < 0) {
     if (errno == EINTR) return 0;
     return errno_status(errno, "epoll_wait");

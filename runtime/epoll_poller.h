@@ -26,6 +26,10 @@ class EpollPoller final : public Poller {
   void wake() override;
   PollerCounters counters() const override { return counters_; }
 
+  // For pollers built on this one (shared_epoll.h): an epoll_ctl with raw epoll bits (level-
+  // triggered unless they say EPOLLET), for fds whose events the caller recognises by `token`.
+  absl::Status control_raw(int op, int fd, uint64_t token, uint32_t epoll_events);
+
  private:
   EpollPoller(int epfd, int wakefd);
   absl::Status control(int op, int fd, uint64_t token, uint32_t interest);

@@ -40,10 +40,16 @@ inline constexpr uint32_t kError = 1u << 3;   // pending socket error; the next 
 // completion operations (CompletionIo) also fill `result` (the syscall's return value or
 // -errno) and `flags` (IORING_CQE_F_* bits); which operation it was is in the token's op bits.
 struct PollEvent {
+  // `owner` value of an event for an fd the polling worker owns (every event of a private poller).
+  static constexpr uint32_t kPollingWorker = ~uint32_t{0};
+
   uint64_t token = 0;
   uint32_t events = 0;
   int32_t result = 0;
   uint32_t flags = 0;
+  // A shared poller (shared_epoll.h) also reports events for fds other workers own: the index
+  // of the worker that owns this one, which alone may dispatch it.
+  uint32_t owner = kPollingWorker;
 };
 
 class CompletionIo;
@@ -99,6 +105,9 @@ struct PollerOptions {
   // worker: room for a thousand connections each holding one unread chunk.
   unsigned uring_buffer_count = 1024;
   unsigned uring_buffer_size = 8192;
+  // Throttled poll mode: events one poll of the shared epoll takes at most, so that the worker
+  // holding the poller token hands it on after a bounded batch (the fairness bound).
+  unsigned throttled_events_per_poll = 64;
 };
 
 // Decides which concrete backend `requested` means on this kernel. kAuto picks io_uring when

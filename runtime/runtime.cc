@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/log.h"
+#include "runtime/shared_epoll.h"
 
 namespace shardloop {
 
@@ -53,7 +54,18 @@ absl::Status Runtime::start() {
   if (!backend.ok()) return backend.status();
   std::vector<int> cpus = allowed_cpus();
   size_t n = options_.workers != 0 ? options_.workers : cpus.size();
-  steal_coordinator_ = std::make_unique<scheduler::StealCoordinator>(n);
+  if (uses_shared_epoll(options_.poll_mode)) {
+    if (n > SharedEpoll::kMaxWorkers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("poll mode '", std::string(poll_mode_name(options_.poll_mode)),
+                       "' supports at most ", SharedEpoll::kMaxWorkers, " workers, not ", n));
+    }
+    auto shared = SharedEpoll::create(options_.poll_mode);
+    if (!shared.ok()) return shared.status();
+    shared_epoll_ = std::move(*shared);
+  }
+  steal_coordinator_ = std::make_unique<StealCoordinator>(n);
+  spin_gate_ = std::make_unique<SpinGate>(cpus.size());
   for (size_t i = 0; i < n; ++i) {
     int cpu = options_.pin_cpus ? cpus[i % cpus.size()] : -1;
     workers_.push_back(std::unique_ptr<Worker>(new Worker(*this, i, n, *backend, cpu)));

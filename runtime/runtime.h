@@ -26,14 +26,17 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "runtime/adaptive_park.h"
 #include "runtime/mutex.h"
 #include "runtime/poll_mode.h"
 #include "runtime/poller.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
-#include "scheduler/steal_coordinator.h"
+#include "runtime/steal_coordinator.h"
 
 namespace shardloop {
+
+class SharedEpoll;
 
 struct RuntimeOptions {
   // 0: one worker per CPU this process may run on (sched_getaffinity).
@@ -44,6 +47,9 @@ struct RuntimeOptions {
   // How workers poll (poll_mode.h). global and throttled need epoll: with kAuto they use it,
   // with kIoUring start() fails.
   PollMode poll_mode = PollMode::kAdaptive;
+  // Adaptive mode: how long a worker polls without blocking before it parks (adaptive_park.h
+  // says when it does; 0 turns spinning off).
+  int64_t adaptive_spin_ns = 20'000;
   PollerOptions poller;
   // Threads of the runtime's blocking pool (scheduler::run_blocking(fn)), created on first use;
   // 0: scheduler::default_blocking_threads().
@@ -159,12 +165,17 @@ class Runtime {
   void run_stop_hooks();
 
   RuntimeOptions options_;
+  // The global and throttled modes' shared epoll instance (else null). Created by start()
+  // before any worker; the workers' pollers refer to it, so it outlives them.
+  std::unique_ptr<SharedEpoll> shared_epoll_;
+  // Adaptive mode: bounds how many workers spin before parking at once. Created by start().
+  std::unique_ptr<SpinGate> spin_gate_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<State> state_{State::kNew};
   std::atomic<int64_t> live_tasks_{0};
 
   // Work stealing (worker_stealing.cc). Created by start() before any worker runs, then shared.
-  std::unique_ptr<scheduler::StealCoordinator> steal_coordinator_;
+  std::unique_ptr<StealCoordinator> steal_coordinator_;
   // Workers announced as about to block in their poller. seq_cst read-modify-writes only (both
   // sides of the park handshake), except the relaxed decrement after waking.
   std::atomic<size_t> idle_workers_{0};

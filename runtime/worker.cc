@@ -11,6 +11,7 @@
 #include "runtime/async_fd.h"
 #include "runtime/log.h"
 #include "runtime/runtime.h"
+#include "runtime/shared_epoll.h"
 
 namespace shardloop {
 namespace {
@@ -33,7 +34,7 @@ int64_t Worker::thread_cpu_ns() {
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu)
     : Worker(runtime, index, workers, backend, cpu,
-             scheduler::make_work_stealing_deque<UnstartedRoot>(scheduler::kDefaultDequeCapacity)) {
+             make_work_stealing_deque<UnstartedRoot>(kDefaultDequeCapacity)) {
 }
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
@@ -43,6 +44,7 @@ Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, 
       cpu_(cpu),
       backend_(backend),
       events_(kEventsPerPoll),
+      adaptive_(runtime.options().poll_mode == PollMode::kAdaptive),
       stealable_(std::move(deque.first)),
       victims_(index, workers, index + 1),
       stealer_(std::move(deque.second)) {}
@@ -59,7 +61,18 @@ void Worker::assert_owner() const {
 }
 
 absl::Status Worker::init_on_thread() {
-  auto poller = make_poller(backend_, runtime_.options().poller);
+  absl::StatusOr<std::unique_ptr<Poller>> poller;
+  if (SharedEpoll* shared = runtime_.shared_epoll_.get(); shared != nullptr) {
+    auto view = SharedEpollPoller::create(*shared, static_cast<uint32_t>(index_),
+                                          runtime_.options().poller);
+    if (view.ok()) {
+      poller = std::unique_ptr<Poller>(std::move(*view));
+    } else {
+      poller = view.status();
+    }
+  } else {
+    poller = make_poller(backend_, runtime_.options().poller);
+  }
   if (!poller.ok()) {
     return absl::Status(poller.status().code(),
                         absl::StrCat("worker ", index_, ": ", poller.status().message()));
@@ -135,7 +148,27 @@ int64_t Worker::poll_timeout_ns() {
   return ns > 0 ? ns : 0;
 }
 
+bool Worker::spin_found_work(int64_t timeout_ns) {
+  const int64_t window = runtime_.options().adaptive_spin_ns;
+  if (window <= 0 || (timeout_ns > 0 && timeout_ns < window)) return false;
+  if (!spin_policy_.should_spin() || !runtime_.spin_gate_->try_enter()) return false;
+  const TimePoint end = Clock::now() + std::chrono::nanoseconds(window);
+  const uint64_t events_before = counters_.events.get();
+  bool hit = false;
+  do {
+    counters_.spin_polls.bump();
+    poll(0);
+    hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
+          stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
+  } while (!hit && Clock::now() < end);
+  runtime_.spin_gate_->leave();
+  spin_policy_.record(hit);
+  if (hit) counters_.spin_hits.bump();
+  return hit;
+}
+
 void Worker::poll(int64_t timeout_ns) {
+  if (timeout_ns != 0 && adaptive_ && spin_found_work(timeout_ns)) return;
   const bool announced = timeout_ns != 0;
   if (announced) {
     // Park handshake (see inbox.h): announce we may block, then re-check for messages and stop
@@ -177,16 +210,47 @@ void Worker::poll(int64_t timeout_ns) {
     return;
   }
   for (size_t i = 0; i < *n; ++i) {
-    // Looked up per event, not before the loop: a handler earlier in this batch may have
-    // deregistered (or closed and reused) the fd of a later event.
-    IoHandle* handle = registry_.find(events_[i].token);
-    if (handle == nullptr) {
-      counters_.stale_events.bump();
-      continue;
+    const PollEvent& ev = events_[i];
+    if (ev.owner == PollEvent::kPollingWorker || ev.owner == index_) {
+      dispatch(ev);
+    } else {
+      forward_batch(ev.owner).push_back(ev);
     }
-    counters_.events.bump();
-    budget_ = kBudget;  // a handler may resume a coroutine inline
-    handle->on_io(events_[i]);
+  }
+  if (forwarding_) forward_events();
+}
+
+void Worker::dispatch(const PollEvent& ev) {
+  // Looked up per event, not before the batch: a handler earlier in this batch may have
+  // deregistered (or closed and reused) the fd of a later event.
+  IoHandle* handle = registry_.find(ev.token);
+  if (handle == nullptr) {
+    counters_.stale_events.bump();
+    return;
+  }
+  counters_.events.bump();
+  budget_ = kBudget;  // a handler may resume a coroutine inline
+  handle->on_io(ev);
+}
+
+std::vector<PollEvent>& Worker::forward_batch(uint32_t owner) {
+  if (forward_.empty()) forward_.resize(runtime_.size());
+  forwarding_ = true;
+  return forward_[owner];
+}
+
+void Worker::forward_events() {
+  // One message per owner per poll: the owner dispatches the batch in its next run phase, as
+  // if its own poller had reported it (stale tokens are dropped there, by generation).
+  forwarding_ = false;
+  for (size_t owner = 0; owner < forward_.size(); ++owner) {
+    if (forward_[owner].empty()) continue;
+    counters_.events_forwarded.bump(forward_[owner].size());
+    Worker* target = &runtime_.worker(owner);
+    target->post([target, batch = std::move(forward_[owner])] {
+      for (const PollEvent& ev : batch) target->dispatch(ev);
+    });
+    forward_[owner] = {};
   }
 }
 

@@ -33,6 +33,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "runtime/adaptive_park.h"
 #include "runtime/fd_registry.h"
 #include "runtime/inbox.h"
 #include "runtime/poller.h"
@@ -43,8 +44,8 @@
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
 #include "runtime/worker_stats.h"
-#include "scheduler/victim_picker.h"
-#include "scheduler/work_stealing_deque.h"
+#include "runtime/victim_picker.h"
+#include "runtime/work_stealing_deque.h"
 
 namespace shardloop {
 
@@ -155,7 +156,7 @@ class Worker {
   // A stealable root waiting to start: its promise (a pointer, as the deque needs).
   using UnstartedRoot = internal::RootPromise*;
   using StealableDeque =
-      std::pair<scheduler::DequeLocal<UnstartedRoot>, scheduler::DequeStealer<UnstartedRoot>>;
+      std::pair<DequeLocal<UnstartedRoot>, DequeStealer<UnstartedRoot>>;
 
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu);
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
@@ -183,6 +184,14 @@ class Worker {
   bool wake_if_parked();
   int64_t poll_timeout_ns();
   void poll(int64_t timeout_ns);
+  // Adaptive mode: polls without blocking for a short window before a park; true if that found
+  // work (the park is skipped). See adaptive_park.h for when it spins.
+  bool spin_found_work(int64_t timeout_ns);
+  // Hands one event to the handle it names, if that is still registered (owner only).
+  void dispatch(const PollEvent& ev);
+  // Shared poll modes: events fetched for fds other workers own, batched per owner and posted.
+  std::vector<PollEvent>& forward_batch(uint32_t owner);
+  void forward_events();
   void teardown();
   void request_stop();  // any thread
   static int64_t thread_cpu_ns();
@@ -200,6 +209,10 @@ class Worker {
   FdRegistry registry_;
   internal::RootList roots_;
   std::vector<PollEvent> events_;
+  const bool adaptive_;
+  SpinPolicy spin_policy_;
+  std::vector<std::vector<PollEvent>> forward_;  // per owner; sized on first use
+  bool forwarding_ = false;                      // some batch in forward_ is non-empty
   std::vector<Inbox::Message> inbox_batch_;
   absl::flat_hash_set<AsyncFd*> lingering_;
   // 64 KiB: a receive this large amortises the syscall well past the point of diminishing returns.
@@ -212,9 +225,9 @@ class Worker {
   // Stealable roots: the ring's owner end, and the excess when the ring is full (FIFO, never
   // stolen until it moves into the ring). `notify_pending_`: the refill pushed roots to the ring
   // since the last notify.
-  scheduler::DequeLocal<UnstartedRoot> stealable_;
+  DequeLocal<UnstartedRoot> stealable_;
   std::deque<UnstartedRoot> stealable_overflow_;
-  scheduler::VictimPicker victims_;
+  VictimPicker victims_;
   bool notify_pending_ = false;
   // Steal hints: who started this worker's affinity roots in the current interval.
   StealHintLedger steal_hints_;
@@ -224,7 +237,7 @@ class Worker {
 
   // Shared with other threads.
   // The thieves' end of `stealable_`: any worker may steal through it (see the deque's rules).
-  scheduler::DequeStealer<UnstartedRoot> stealer_;  // assigned once, at construction
+  DequeStealer<UnstartedRoot> stealer_;  // assigned once, at construction
   // Thieves' records of this worker's affinity roots they started; consumed by the owner.
   StealHintRing steal_hint_ring_;
   std::atomic<bool> collect_steal_hints_{false};

@@ -6,7 +6,7 @@
 // worker that starts it simply becomes its owner (start_root() links it into that worker's
 // RootList, as spawn() would have). Connections move by migration, not by stealing.
 //
-// Queues. Each worker has a fixed Chase-Lev ring (scheduler/work_stealing_deque.h) and a private
+// Queues. Each worker has a fixed Chase-Lev ring (runtime/work_stealing_deque.h) and a private
 // FIFO for the excess. The owner starts its roots from the ring's top, oldest first (the same
 // CAS a thief uses: fairness for the owner, and the ring's slots are claimed one way only); it
 // starts at most what was queued when the phase began, so a root that spawns roots cannot keep

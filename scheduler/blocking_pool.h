@@ -55,7 +55,7 @@
 #include "absl/status/status.h"
 #include "runtime/mutex.h"
 #include "scheduler/parker.h"
-#include "scheduler/work_stealing_deque.h"
+#include "runtime/work_stealing_deque.h"
 
 namespace shardloop::scheduler {
 

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "scheduler/work_stealing_deque.h"
+#include "runtime/work_stealing_deque.h"
 
 namespace shardloop::scheduler {
 namespace {

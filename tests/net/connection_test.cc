@@ -35,7 +35,7 @@ int connect_blocking(const Address& addr) {
   return fd;
 }
 
-class ConnectionTest : public ::testing::TestWithParam<Backend> {
+class ConnectionTest : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override {
     SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam());
@@ -74,7 +74,7 @@ class ConnectionTest : public ::testing::TestWithParam<Backend> {
     return server.ok() ? std::move(*server) : nullptr;
   }
 
-  Runtime rt_{{.workers = 1, .backend = GetParam()}};
+  Runtime rt_{GetParam().options(1)};
 };
 
 TEST_P(ConnectionTest, ReadTimeoutFailsTheWaitingRead) {
@@ -169,7 +169,7 @@ TEST_P(ConnectionTest, WriteTimeoutWhenThePeerStopsReading) {
 TEST_P(ConnectionTest, HalfCloseGetsTheWholeReplyThenFin) {
   auto server = net::Server::listen(rt_, loopback_any(), examples::serve_echo);
   ASSERT_TRUE(server.ok());
-  Runtime clients({.workers = 1, .backend = GetParam()});
+  Runtime clients(GetParam().options(1));
   ASSERT_TRUE(clients.start().ok());
   const int trials = 1000 / testing::kSanitizerScale;
   const int lanes = 20;
@@ -252,8 +252,7 @@ TEST_P(ConnectionTest, ConnectionLimitRefusesTheExcess) {
   EXPECT_EQ(refused, 10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConnectionTest, testing::kAllBackends,
-                         testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, ConnectionTest, testing::kAllConfigs, testing::config_test_name);
 
 }  // namespace
 }  // namespace shardloop

@@ -36,14 +36,14 @@ Task<bool> read_exactly(Connection& conn, absl::Span<char> buf) {
   co_return true;
 }
 
-class Drain : public ::testing::TestWithParam<Backend> {
+class Drain : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
 };
 
 TEST_P(Drain, UnderLoadWithSlowClients) {
   std::atomic<uint64_t> requests_read{0};
-  Runtime server_rt({.workers = 2, .backend = GetParam()});
+  Runtime server_rt(GetParam().options(2));
   ASSERT_TRUE(server_rt.start().ok());
   // Fixed-size requests, each answered with the same bytes.
   auto server =
@@ -74,7 +74,7 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
   ASSERT_TRUE(slow_server.ok());
   const net::Address slow_addr = (*slow_server)->address();
 
-  Runtime client_rt({.workers = 2, .backend = GetParam()});
+  Runtime client_rt(GetParam().options(2));
   ASSERT_TRUE(client_rt.start().ok());
   std::atomic<uint64_t> responses{0}, sent{0};
   std::atomic<int> load_clients_done{0};
@@ -169,7 +169,7 @@ TEST_P(Drain, UnderLoadWithSlowClients) {
   EXPECT_LT(absl::ToDoubleSeconds(report.elapsed), 1.0 + 1.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Drain, testing::kAllBackends, testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, Drain, testing::kAllConfigs, testing::config_test_name);
 
 }  // namespace
 }  // namespace shardloop

@@ -87,12 +87,10 @@ Task<void> run_client(Address server, Plan plan, Outcome* outcome) {
   outcome->finished.fetch_add(1);
 }
 
-class EchoIntegration : public ::testing::TestWithParam<Backend> {
+class EchoIntegration : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions options(size_t workers) const {
-    return {.workers = workers, .backend = GetParam()};
-  }
+  RuntimeOptions options(size_t workers) const { return GetParam().options(workers); }
 };
 
 TEST_P(EchoIntegration, ThousandConnectionsRandomSizesEveryByteVerified) {
@@ -238,8 +236,8 @@ TEST_P(EchoIntegration, Ipv6Loopback) {
   rt.drain(absl::Seconds(5));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, EchoIntegration, testing::kAllBackends,
-                         testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, EchoIntegration, testing::kAllConfigs,
+                         testing::config_test_name);
 
 }  // namespace
 }  // namespace shardloop

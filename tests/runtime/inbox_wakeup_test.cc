@@ -21,15 +21,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class InboxWakeupTest : public ::testing::TestWithParam<Backend> {
+class InboxWakeupTest : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions workers(size_t n) const {
-    RuntimeOptions options;
-    options.workers = n;
-    options.backend = GetParam();
-    return options;
-  }
+  RuntimeOptions workers(size_t n) const { return GetParam().options(n); }
 };
 
 // --- Inbox on its own ------------------------------------------------------------------------
@@ -236,8 +231,8 @@ TEST_P(InboxWakeupTest, WorkersPostToEachOther) {
   rt.stop();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, InboxWakeupTest, testing::kAllBackends,
-                         testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, InboxWakeupTest, testing::kAllConfigs,
+                         testing::config_test_name);
 
 }  // namespace
 }  // namespace shardloop

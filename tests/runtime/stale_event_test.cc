@@ -60,14 +60,7 @@ struct EventFdHandle final : IoHandle {
   }
 };
 
-RuntimeOptions one_worker(Backend backend) {
-  RuntimeOptions options;
-  options.workers = 1;
-  options.backend = backend;
-  return options;
-}
-
-class StaleEventTest : public ::testing::TestWithParam<Backend> {
+class StaleEventTest : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
 };
@@ -75,7 +68,7 @@ class StaleEventTest : public ::testing::TestWithParam<Backend> {
 TEST_P(StaleEventTest, HandlerClosingTheOtherFdInTheSameBatchDropsItsEvent) {
   // Handles outlive the runtime (declared first), so nothing the worker holds can dangle.
   EventFdHandle a, b;
-  Runtime rt(one_worker(GetParam()));
+  Runtime rt(GetParam().options(1));
   ASSERT_TRUE(rt.start().ok());
   Worker& w = rt.worker(0);
 
@@ -113,7 +106,7 @@ TEST_P(StaleEventTest, StaleEventIsNotDeliveredToTheSlotsNewOwner) {
   // victim's registry slot (and very likely its fd number). The victim's event, still in the
   // batch, carries the old generation and must not reach the newcomer.
   EventFdHandle a, b, newcomer_a, newcomer_b;
-  Runtime rt(one_worker(GetParam()));
+  Runtime rt(GetParam().options(1));
   ASSERT_TRUE(rt.start().ok());
   Worker& w = rt.worker(0);
 
@@ -151,7 +144,7 @@ TEST_P(StaleEventTest, StaleEventIsNotDeliveredToTheSlotsNewOwner) {
 TEST_P(StaleEventTest, EventsForLiveHandlesAreAllDelivered) {
   constexpr int kHandles = 20;
   std::vector<EventFdHandle> handles(kHandles);
-  Runtime rt(one_worker(GetParam()));
+  Runtime rt(GetParam().options(1));
   ASSERT_TRUE(rt.start().ok());
   Worker& w = rt.worker(0);
 
@@ -172,13 +165,12 @@ TEST_P(StaleEventTest, EventsForLiveHandlesAreAllDelivered) {
   rt.stop();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StaleEventTest, testing::kAllBackends,
-                         testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, StaleEventTest, testing::kAllConfigs, testing::config_test_name);
 
 // epoll reports a bad registration synchronously (io_uring reports it later, as a completion).
 TEST(RegisterFdTest, FailedRegistrationLeavesNoSlotBehind) {
   EventFdHandle h;
-  Runtime rt(one_worker(Backend::kEpoll));
+  Runtime rt({.workers = 1, .backend = Backend::kEpoll});
   ASSERT_TRUE(rt.start().ok());
   Worker& w = rt.worker(0);
   rt.call_on(0, [&] {

@@ -18,7 +18,7 @@
 #include <tuple>
 #include <vector>
 
-#include "scheduler/xorshift.h"
+#include "runtime/xorshift.h"
 #include "tests/scheduler/test_support.h"
 
 namespace shardloop::scheduler {

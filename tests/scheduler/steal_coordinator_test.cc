@@ -1,6 +1,6 @@
 // StealCoordinator caps searchers at ceil(N/2) and reports the last one out; VictimPicker
 // visits every other worker once per round from a random start; XorShift64 stays in range.
-#include "scheduler/steal_coordinator.h"
+#include "runtime/steal_coordinator.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "scheduler/victim_picker.h"
-#include "scheduler/xorshift.h"
+#include "runtime/victim_picker.h"
+#include "runtime/xorshift.h"
 #include "tests/scheduler/test_support.h"
 
 namespace shardloop::scheduler {

@@ -22,9 +22,9 @@
 #include <thread>
 #include <vector>
 
-#include "scheduler/victim_picker.h"
-#include "scheduler/work_stealing_deque.h"
-#include "scheduler/xorshift.h"
+#include "runtime/victim_picker.h"
+#include "runtime/work_stealing_deque.h"
+#include "runtime/xorshift.h"
 #include "tests/scheduler/test_support.h"
 
 namespace shardloop::scheduler {

@@ -1,7 +1,7 @@
 // WorkStealingDeque, one thread at a time: LIFO pop, FIFO steal, full and empty edges,
 // wrap-around, steal_half sizing; plus a two-thread hammer on the last-item race.
 // Built twice: with the default capacity (256) and with SHARDLOOP_SMALL_QUEUES (4).
-#include "scheduler/work_stealing_deque.h"
+#include "runtime/work_stealing_deque.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "scheduler/xorshift.h"
+#include "runtime/xorshift.h"
 #include "tests/scheduler/test_support.h"
 
 namespace shardloop::scheduler {

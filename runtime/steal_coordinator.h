@@ -27,7 +27,7 @@
 #include <optional>
 #include <utility>
 
-namespace shardloop::scheduler {
+namespace shardloop {
 
 class StealCoordinator {
  public:
@@ -95,4 +95,4 @@ class StealCoordinator {
   std::atomic<size_t> searching_{0};
 };
 
-}  // namespace shardloop::scheduler
+}  // namespace shardloop

@@ -11,7 +11,7 @@
 
 #include <cstdint>
 
-namespace shardloop::scheduler {
+namespace shardloop {
 
 class XorShift64 {
  public:
@@ -44,4 +44,4 @@ class XorShift64 {
   uint64_t state_;
 };
 
-}  // namespace shardloop::scheduler
+}  // namespace shardloop

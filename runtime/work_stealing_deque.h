@@ -65,7 +65,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace shardloop::scheduler {
+namespace shardloop {
 
 #ifdef SHARDLOOP_SMALL_QUEUES
 inline constexpr size_t kDefaultDequeCapacity = 4;
@@ -293,4 +293,4 @@ std::pair<DequeLocal<T>, DequeStealer<T>> make_work_stealing_deque(size_t capaci
   return {DequeLocal<T>(std::move(ring)), std::move(stealer)};
 }
 
-}  // namespace shardloop::scheduler
+}  // namespace shardloop

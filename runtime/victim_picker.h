@@ -13,9 +13,9 @@
 #include <cstdint>
 #include <optional>
 
-#include "scheduler/xorshift.h"
+#include "runtime/xorshift.h"
 
-namespace shardloop::scheduler {
+namespace shardloop {
 
 class VictimPicker {
  public:
@@ -50,4 +50,4 @@ class VictimPicker {
   XorShift64 rng_;
 };
 
-}  // namespace shardloop::scheduler
+}  // namespace shardloop

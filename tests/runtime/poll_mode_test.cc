@@ -1,0 +1,198 @@
+// Poll modes: the option's parsing and validation, the adaptive mode's spin rule on its own, and
+// that each mode's machinery is really in use (a shared epoll hands events to their owners;
+// adaptive workers spin; sharded ones never do).
+#include "runtime/poll_mode.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "runtime/adaptive_park.h"
+#include "runtime/async_fd.h"
+#include "runtime/runtime.h"
+#include "runtime/sleep.h"
+#include "tests/backend_params.h"
+
+namespace shardloop {
+namespace {
+
+TEST(PollModeNames, RoundTripAndClearErrors) {
+  for (PollMode mode : kAllPollModes) {
+    auto parsed = parse_poll_mode(poll_mode_name(mode));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, mode);
+  }
+  auto bad = parse_poll_mode("shared");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("sharded, global, throttled or adaptive"),
+            std::string::npos);
+}
+
+TEST(PollModeValidation, SharedModesRefuseIoUring) {
+  for (PollMode mode : {PollMode::kGlobal, PollMode::kThrottled}) {
+    Runtime rt({.workers = 1, .backend = Backend::kIoUring, .poll_mode = mode});
+    absl::Status st = rt.start();
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(st.message().find("needs the epoll backend"), std::string::npos) << st;
+  }
+}
+
+TEST(PollModeValidation, SharedModesWithAutoRunOnEpoll) {
+  Runtime rt({.workers = 2, .backend = Backend::kAuto, .poll_mode = PollMode::kGlobal});
+  ASSERT_TRUE(rt.start().ok());
+  EXPECT_EQ(rt.worker(0).backend(), Backend::kEpoll);
+  rt.stop();
+}
+
+TEST(PollModeValidation, SharedModesCapTheWorkerCount) {
+  Runtime rt({.workers = 256, .backend = Backend::kEpoll, .poll_mode = PollMode::kThrottled});
+  absl::Status st = rt.start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("at most 255 workers"), std::string::npos) << st;
+}
+
+TEST(SpinPolicy, KeepsSpinningWhileSpinsPay) {
+  SpinPolicy p;
+  for (int round = 0; round < 10; ++round) {
+    for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
+      ASSERT_TRUE(p.should_spin());
+      p.record(i < SpinPolicy::kMinHitsPerWindow);  // exactly the minimum hit rate
+    }
+  }
+  EXPECT_FALSE(p.backing_off());
+}
+
+TEST(SpinPolicy, BacksOffAfterAPoorWindowAndDoublesOnEachFailedProbe) {
+  SpinPolicy p;
+  uint32_t expected_skip = SpinPolicy::kInitialBackoff;
+  for (int probe = 0; probe < 10; ++probe) {
+    for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
+      ASSERT_TRUE(p.should_spin());
+      p.record(i + 1 < SpinPolicy::kMinHitsPerWindow);  // one hit short of the minimum
+    }
+    uint32_t skipped = 0;
+    while (!p.should_spin()) ++skipped;
+    EXPECT_EQ(skipped, expected_skip) << "probe " << probe;
+    expected_skip = std::min(expected_skip * 2, SpinPolicy::kMaxBackoff);
+  }
+}
+
+TEST(SpinPolicy, ASuccessfulProbeResetsTheBackoff) {
+  SpinPolicy p;
+  auto fail_window = [&] {
+    for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) p.record(false);
+  };
+  auto skipped = [&] {
+    uint32_t n = 0;
+    while (!p.should_spin()) ++n;
+    return n;
+  };
+  fail_window();
+  EXPECT_EQ(skipped(), SpinPolicy::kInitialBackoff);
+  fail_window();
+  EXPECT_EQ(skipped(), 2 * SpinPolicy::kInitialBackoff);
+  for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) p.record(true);
+  EXPECT_EQ(skipped(), 0u);
+  fail_window();
+  EXPECT_EQ(skipped(), SpinPolicy::kInitialBackoff);
+}
+
+TEST(SpinGate, AdmitsHalfTheCpusAndAtLeastOne) {
+  SpinGate one(1), two(2), eight(8);
+  EXPECT_TRUE(one.try_enter());
+  EXPECT_FALSE(one.try_enter());
+  one.leave();
+  EXPECT_TRUE(one.try_enter());
+  EXPECT_TRUE(two.try_enter());
+  EXPECT_FALSE(two.try_enter());
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(eight.try_enter());
+  EXPECT_FALSE(eight.try_enter());
+}
+
+// Posting to a worker 40 times, a millisecond apart, makes it park 40 times: an adaptive worker
+// spins before (at least) the first parks, a sharded one never does.
+uint64_t spins_after_posts(PollMode mode) {
+  Runtime rt({.workers = 1, .backend = Backend::kEpoll, .poll_mode = mode});
+  EXPECT_TRUE(rt.start().ok());
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 40; ++i) {
+    rt.post_to(0, [&ran] { ran.fetch_add(1); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  while (ran.load() < 40) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  uint64_t spins = rt.worker(0).stats().spin_polls;
+  rt.stop();
+  return spins;
+}
+
+TEST(AdaptiveMode, WorkersSpinBeforeParkingAndShardedOnesDoNot) {
+  EXPECT_GT(spins_after_posts(PollMode::kAdaptive), 0u);
+  EXPECT_EQ(spins_after_posts(PollMode::kSharded), 0u);
+}
+
+// A readable socket owned by worker 1 is found by whichever worker polls the shared instance;
+// when that is worker 0, the event must travel to worker 1, never be dispatched on worker 0.
+class SharedModeHandoff : public ::testing::TestWithParam<PollMode> {};
+
+TEST_P(SharedModeHandoff, EventsReachTheirOwnerWhoeverFetchedThem) {
+  Runtime rt({.workers = 2, .backend = Backend::kEpoll, .poll_mode = GetParam()});
+  ASSERT_TRUE(rt.start().ok());
+  constexpr int kRounds = 200;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  std::atomic<int> reads{0};
+  std::atomic<int> wrong_worker{0};
+  rt.spawn_on(1, [&, fd = sv[0]]() -> Task<void> {
+    auto afd = AsyncFd::adopt(fd, AsyncFd::Kind::kStream);
+    if (!afd.ok()) co_return;
+    char c;
+    for (int i = 0; i < kRounds; ++i) {
+      auto n = co_await (*afd)->read_some(absl::MakeSpan(&c, 1));
+      if (!n.ok() || *n != 1) break;
+      if (Worker::current() != &rt.worker(1)) wrong_worker.fetch_add(1);
+      reads.fetch_add(1);
+    }
+  });
+  // Worker 0 polls the shared instance between the yields of a busy loop, while worker 1
+  // spends most of its time in a task that blocks its thread: most events are fetched by
+  // worker 0, for worker 1.
+  std::atomic<bool> stop{false};
+  rt.spawn_on(0, [&]() -> Task<void> {
+    while (!stop.load()) co_await yield_now();
+  });
+  rt.spawn_on(1, [&]() -> Task<void> {
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      co_await yield_now();
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_EQ(::write(sv[1], "x", 1), 1);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (reads.load() <= i && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_GT(reads.load(), i) << "round " << i;
+  }
+  stop = true;
+  EXPECT_EQ(wrong_worker.load(), 0);
+  // In the global mode worker 0 polls the shared instance between its yields, so it fetches
+  // events while worker 1 sleeps, and must hand them over.
+  if (GetParam() == PollMode::kGlobal) {
+    EXPECT_GT(rt.worker(0).stats().events_forwarded, 0u);
+  }
+  rt.stop();
+  ::close(sv[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SharedModeHandoff,
+                         ::testing::Values(PollMode::kGlobal, PollMode::kThrottled),
+                         [](const auto& info) { return std::string(poll_mode_name(info.param)); });
+
+}  // namespace
+}  // namespace shardloop
