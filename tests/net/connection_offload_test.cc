@@ -1,7 +1,7 @@
 // Connection::offload / spawn_offload: a handler computes each reply with co_await
 // conn.offload(fn) and resumes on the connection's worker; the offloaded work carries the
 // connection's affinity() (seen in the worker's steal hints as local starts when nobody steals);
-// keys are unique per connection. On both backends.
+// keys are unique per connection. Over every backend and poll mode.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,14 +44,14 @@ Task<void> reverse_handler(Seen* seen, net::Connection conn) {
   (void)co_await conn.finish();
 }
 
-class ConnectionOffload : public ::testing::TestWithParam<Backend> {
+class ConnectionOffload : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
 };
 
 TEST_P(ConnectionOffload, RepliesComputedElsewhereComeBackToTheConnection) {
   Seen seen;
-  Runtime rt({.workers = 1, .backend = GetParam()});
+  Runtime rt(GetParam().options(1));
   ASSERT_TRUE(rt.start().ok());
   rt.worker(0).set_collect_steal_hints(true);
   auto server = net::Server::listen(rt, testing::loopback_any(), [&seen](net::Connection c) {
@@ -95,8 +95,8 @@ TEST_P(ConnectionOffload, RepliesComputedElsewhereComeBackToTheConnection) {
   rt.stop();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConnectionOffload, testing::kAllBackends,
-                         testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Configs, ConnectionOffload, testing::kAllConfigs,
+                         testing::config_test_name);
 
 }  // namespace
 }  // namespace shardloop

@@ -4,7 +4,7 @@
 // the rebalancer on, the steal hints move the target to worker 1, its echo stream intact, and it
 // stays there; with the rebalancer off, the same steals happen and it stays on worker 0.
 // Balancing is switched off (min_source_busy above 1) so that only steal affinity can move it.
-// On both backends.
+// Over every backend and poll mode.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -156,14 +156,14 @@ void run_target(int fd, const std::atomic<bool>& stop, StreamResult* out) {
   out->clean_end = ::recv(fd, &c, 1, 0) == 0;
 }
 
-class StealAffinity : public ::testing::TestWithParam<Backend> {
+class StealAffinity : public ::testing::TestWithParam<testing::RuntimeConfig> {
  protected:
   void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
 };
 
-void run_scenario(Backend backend, bool rebalancer_on) {
+void run_scenario(const testing::RuntimeConfig& config, bool rebalancer_on) {
   Shared sh;
-  Runtime rt({.workers = 2, .backend = backend});
+  Runtime rt(config.options(2));
   ASSERT_TRUE(rt.start().ok());
   auto server = net::Server::listen(
       rt, testing::loopback_any(), [&sh](net::Connection c) { return handler(&sh, std::move(c)); });
@@ -208,7 +208,7 @@ void run_scenario(Backend backend, bool rebalancer_on) {
       std::printf(
           "%s: on worker 1 after %.2f s (%llu rounds); offloads run on worker 0/1 until then: "
           "%zu/%zu; %llu moves planned in all\n",
-          std::string(backend_name(backend)).c_str(), moved_after_s,
+          testing::config_test_name({config, 0}).c_str(), moved_after_s,
           static_cast<unsigned long long>(rounds_then), on0, on1,
           static_cast<unsigned long long>(stats.moves_planned));
     } else {
@@ -242,8 +242,7 @@ TEST_P(StealAffinity, WithTheRebalancerOffItStays) {
   run_scenario(GetParam(), /*rebalancer_on=*/false);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StealAffinity, testing::kAllBackends,
-                         testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Configs, StealAffinity, testing::kAllConfigs, testing::config_test_name);
 
 }  // namespace
 }  // namespace shardloop
