@@ -43,9 +43,9 @@
 #include "runtime/steal_hint_ring.h"
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
-#include "runtime/worker_stats.h"
 #include "runtime/victim_picker.h"
 #include "runtime/work_stealing_deque.h"
+#include "runtime/worker_stats.h"
 
 namespace shardloop {
 
@@ -144,7 +144,8 @@ class Worker {
   size_t stealable_hint() const { return stealer_.size_hint(); }
   // While on, starts of this worker's affinity roots are recorded (here when it starts them
   // itself, through its StealHintRing when another worker does). Off by default: the
-  // rebalancer turns it on. Relaxed: a switch; a record racing with it is harmless.
+  // rebalancer turns it on. Switching it off discards what was collected (in the worker's next
+  // run phase). Relaxed: a switch; a record racing with it is harmless.
   void set_collect_steal_hints(bool on) {
     collect_steal_hints_.store(on, std::memory_order_relaxed);
   }
@@ -155,8 +156,7 @@ class Worker {
 
   // A stealable root waiting to start: its promise (a pointer, as the deque needs).
   using UnstartedRoot = internal::RootPromise*;
-  using StealableDeque =
-      std::pair<DequeLocal<UnstartedRoot>, DequeStealer<UnstartedRoot>>;
+  using StealableDeque = std::pair<DequeLocal<UnstartedRoot>, DequeStealer<UnstartedRoot>>;
 
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu);
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,

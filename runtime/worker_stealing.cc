@@ -102,6 +102,9 @@ void Worker::fold_steal_hints() {
   while (std::optional<StealRecord> r = steal_hint_ring_.pop()) {
     if (collecting) steal_hints_.record_steal(r->affinity, r->thief);
   }
+  // Switched off: what was collected is nobody's any more, and must not reach the first take()
+  // of whoever switches collection on next.
+  if (!collecting && steal_hints_.size() > 0) (void)steal_hints_.take();
 }
 
 StealHintReport Worker::take_steal_hints() {

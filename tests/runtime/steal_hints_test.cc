@@ -123,6 +123,27 @@ TEST_P(StealHints, NothingIsRecordedWhileCollectionIsOff) {
   rt.stop();
 }
 
+// Switching collection off discards what was collected: the next reader starts afresh.
+TEST_P(StealHints, SwitchingCollectionOffDiscardsWhatWasCollected) {
+  Runtime rt(options(1));
+  ASSERT_TRUE(rt.start().ok());
+  rt.worker(0).set_collect_steal_hints(true);
+  Ran ran;
+  rt.spawn_on(0, [&]() -> Task<void> {
+    for (size_t i = 0; i < 5; ++i) spawn_stealable(count_where(&ran), kAffinity);
+    co_return;
+  });
+  ASSERT_TRUE(testing::wait_until([&] { return ran.total() == 5; }));
+  rt.worker(0).set_collect_steal_hints(false);
+  // Two round trips: the first job runs in some run phase, and that phase's stealable step
+  // (which discards) comes before the second job runs.
+  rt.call_on(0, [] {});
+  rt.call_on(0, [] {});
+  rt.worker(0).set_collect_steal_hints(true);
+  EXPECT_TRUE(take_hints(rt, 0).affinities.empty());
+  rt.stop();
+}
+
 // Steals, then local starts, then steals again: the local starts end the first streak. The
 // order is the owner's: thieves' records are folded before its run phase starts its own roots.
 TEST_P(StealHints, ALocalStartEndsTheThiefsStreak) {
