@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <vector>
@@ -19,6 +21,13 @@ namespace {
 
 using std::chrono::nanoseconds;
 constexpr TimePoint kNever = TimePoint::max();
+
+// One counter for the process: a relaxed read-modify-write per connection, next to the accept
+// or connect system call that made it. Starts at 1: affinity 0 means "none".
+uint64_t next_connection_key() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 nanoseconds to_ns(absl::Duration d) {
   return d == absl::InfiniteDuration() ? nanoseconds::max() : absl::ToChronoNanoseconds(d);
@@ -54,6 +63,8 @@ struct Connection::State {
   Interruption read_interruption = Interruption::kNone;
   Interruption write_interruption = Interruption::kNone;
   ConnectionTracker* tracker = nullptr;
+  // Process-unique, never reused: the affinity of its offloaded tasks and its tracker key.
+  const uint64_t key = next_connection_key();
   uint64_t reads = 0;            // completed reads: the load sample the rebalancer uses
   uint64_t reads_at_sample = 0;  // `reads` at the previous sample
   // Set when the connection migrated into another shard's tracker: keeps that shard alive.
@@ -283,7 +294,7 @@ absl::Status Connection::migrate_state(State* s, Worker& target,
       if (auto t = (*group)[target->index()].lock()) {
         s->adopted_by = t;
         s->tracker = t.get();
-        t->states_.insert(s);
+        t->insert(s);
         if (t->draining()) s->drain();
       }
     }
@@ -295,38 +306,58 @@ absl::Status Connection::migrate_state(State* s, Worker& target,
 
 bool Connection::draining() const { return state_ != nullptr && state_->draining; }
 
+uint64_t Connection::affinity() const { return state_ ? state_->key : 0; }
+
+void Connection::spawn_offload(Task<void> task) {
+  assert(state_ != nullptr && "spawn_offload on an empty connection");
+  state_->fd->worker()->spawn_stealable(std::move(task), state_->key);
+}
+
 // --- tracker --------------------------------------------------------------------------------
 
 void ConnectionTracker::add(Connection& conn) {
   if (!conn.state_) return;
   conn.state_->tracker = this;
-  states_.insert(conn.state_.get());
+  insert(conn.state_.get());
 }
 
-std::vector<ConnectionTracker::Sample> ConnectionTracker::sample(size_t top) {
+void ConnectionTracker::insert(Connection::State* state) { states_[state->key] = state; }
+
+void ConnectionTracker::remove(Connection::State* state) { states_.erase(state->key); }
+
+std::vector<ConnectionTracker::Sample> ConnectionTracker::sample(size_t top,
+                                                                 absl::Span<const uint64_t> also) {
   std::vector<Sample> all;
   all.reserve(states_.size());
-  for (Connection::State* s : states_) {
-    all.push_back(Sample{reinterpret_cast<uint64_t>(s), s->reads - s->reads_at_sample});
-    s->reads_at_sample = s->reads;
-  }
+  for (const auto& [key, s] : states_) all.push_back(Sample{key, s->reads - s->reads_at_sample});
   const size_t k = std::min(top, all.size());
   std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
                     [](const Sample& a, const Sample& b) { return a.reads > b.reads; });
   all.resize(k);
+  // The requested ones beyond the top: steal evidence makes a candidate whatever its reads.
+  for (uint64_t key : also) {
+    auto it = states_.find(key);
+    if (it == states_.end()) continue;
+    const bool listed = std::any_of(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k),
+                                    [key](const Sample& s) { return s.id == key; });
+    if (!listed) all.push_back(Sample{key, it->second->reads - it->second->reads_at_sample});
+  }
+  for (auto& [key, s] : states_) s->reads_at_sample = s->reads;
   return all;
 }
 
 absl::Status ConnectionTracker::migrate(uint64_t id, Worker& target) {
-  auto it = states_.find(reinterpret_cast<Connection::State*>(id));
+  auto it = states_.find(id);
   if (it == states_.end()) return absl::NotFoundError("no such connection on this worker");
-  if ((*it)->fd->migrating()) return absl::FailedPreconditionError("already migrating");
-  return Connection::migrate_state(*it, target, nullptr);
+  if (it->second->fd->migrating()) return absl::FailedPreconditionError("already migrating");
+  return Connection::migrate_state(it->second, target, nullptr);
 }
 
 size_t ConnectionTracker::drain_all() {
   draining_ = true;
-  std::vector<Connection::State*> all(states_.begin(), states_.end());
+  std::vector<Connection::State*> all;
+  all.reserve(states_.size());
+  for (auto& [key, s] : states_) all.push_back(s);
   for (Connection::State* s : all) s->drain();
   return all.size();
 }

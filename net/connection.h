@@ -25,6 +25,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -34,6 +35,7 @@
 #include "absl/types/span.h"
 #include "net/address.h"
 #include "runtime/async_fd.h"
+#include "runtime/offload.h"
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
 
@@ -110,6 +112,28 @@ class Connection {
   // started and `done` is not called.
   absl::Status migrate(Worker& target, absl::AnyInvocable<void(bool arrived)> done = nullptr);
   bool migrating() const;
+  // The key that names this connection's work: unique in the process, never reused, kept
+  // across migrations; 0 for an empty handle. Its offloaded tasks carry it as their affinity,
+  // and it is the connection's id in ConnectionTracker samples.
+  uint64_t affinity() const;
+  // Offloads per-request work: starts `task` as a stealable root on the connection's worker,
+  // tagged with affinity() (Worker::spawn_stealable), so that an idle worker may take it. The
+  // task must not touch the connection or anything else of this worker (it may run anywhere);
+  // hand results back with Worker::post or submit_to. When one other worker keeps starting
+  // these tasks, the rebalancer moves the connection there (steal affinity, net/rebalancer.h).
+  // Call on the owner.
+  void spawn_offload(Task<void> task);
+  // The same for work whose result the handler needs: co_await conn.offload(fn) runs `fn` as a
+  // stealable root tagged with affinity() and resumes the caller here with fn's result
+  // (runtime/offload.h). Same rules for `fn` as for spawn_offload's task. With GCC 12, name the
+  // awaiter when `fn` captures anything with a destructor (see runtime/offload.h):
+  //   auto op = conn.offload([req] { return handle(req); });
+  //   Reply reply = co_await op;
+  template <typename F>
+  auto offload(F fn) {
+    return ::shardloop::offload(affinity(), std::move(fn));
+  }
+
   // Starts draining: after ConnectionOptions::drain_grace, reads that would wait fail with
   // Cancelled("connection draining") (a read waiting then is woken with it). Data already
   // received is still returned. Handlers check draining() to tell the client they are closing.

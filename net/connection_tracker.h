@@ -1,4 +1,7 @@
-// ConnectionTracker: the live connections of one server shard, so that a drain can reach them.
+// ConnectionTracker: the live connections of one server shard, so that a drain can reach them
+// and the rebalancer can sample and move them. Connections are keyed by Connection::affinity(),
+// which is unique in the process and never reused, so an id sampled in one round cannot name a
+// different connection in the next (as a reused address could).
 //
 // Thread-safety: owner worker only (the shard's worker), like the connections it tracks.
 #pragma once
@@ -7,8 +10,9 @@
 #include <memory>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "net/connection.h"
 
 namespace shardloop::net {
@@ -20,7 +24,7 @@ class ConnectionTracker {
   using Group = std::vector<std::weak_ptr<ConnectionTracker>>;
 
   void add(Connection& conn);
-  void remove(Connection::State* state) { states_.erase(state); }
+  void remove(Connection::State* state);
   // Drains every tracked connection (see Connection::drain()), and any that joins later;
   // returns how many were tracked.
   size_t drain_all();
@@ -28,13 +32,14 @@ class ConnectionTracker {
   size_t size() const { return states_.size(); }
 
   // Load sampling for the rebalancer: the `top` connections by reads completed since the last
-  // sample (an id valid on this worker while the connection is tracked here), and a move by id
-  // (Connection::migrate; fails if the connection has gone or is moving).
+  // sample, plus any tracked connection whose key is in `also` (those with steal hints), and a
+  // move by id (Connection::migrate; fails if the connection has gone or is moving). The id is
+  // the connection's affinity() key. Every tracked connection's read count restarts.
   struct Sample {
     uint64_t id;
     uint64_t reads;
   };
-  std::vector<Sample> sample(size_t top);
+  std::vector<Sample> sample(size_t top, absl::Span<const uint64_t> also = {});
   absl::Status migrate(uint64_t id, Worker& target);
 
   // Set once by the server, before any connection is tracked.
@@ -47,7 +52,8 @@ class ConnectionTracker {
 
  private:
   friend class Connection;
-  absl::flat_hash_set<Connection::State*> states_;
+  void insert(Connection::State* state);
+  absl::flat_hash_map<uint64_t, Connection::State*> states_;  // by affinity key
   bool draining_ = false;
   std::shared_ptr<const Group> group_;
 };

@@ -13,7 +13,10 @@ namespace shardloop::net {
 Rebalancer::Rebalancer(Runtime& runtime, Server& server, RebalancerOptions options)
     : runtime_(runtime), server_(server), options_(std::move(options)) {
   if (!options_.enabled) return;
-  for (size_t w = 0; w < runtime_.size(); ++w) runtime_.worker(w).set_measure_wait_cpu(true);
+  for (size_t w = 0; w < runtime_.size(); ++w) {
+    runtime_.worker(w).set_measure_wait_cpu(true);
+    runtime_.worker(w).set_collect_steal_hints(true);
+  }
   for (size_t w = 0; w < runtime_.size(); ++w) last_.push_back(runtime_.worker(w).stats());
   last_at_ = absl::Now();
   thread_ = std::thread([this] { run(); });
@@ -27,13 +30,19 @@ Rebalancer::~Rebalancer() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (options_.enabled) {
-    for (size_t w = 0; w < runtime_.size(); ++w) runtime_.worker(w).set_measure_wait_cpu(false);
+    for (size_t w = 0; w < runtime_.size(); ++w) {
+      runtime_.worker(w).set_measure_wait_cpu(false);
+      runtime_.worker(w).set_collect_steal_hints(false);
+    }
   }
 }
 
 RebalancerStats Rebalancer::stats() const {
-  return {rounds_.load(std::memory_order_relaxed), planned_.load(std::memory_order_relaxed),
-          started_->load(std::memory_order_relaxed)};
+  return {.rounds = rounds_.load(std::memory_order_relaxed),
+          .moves_planned = planned_.load(std::memory_order_relaxed),
+          .moves_started = started_->load(std::memory_order_relaxed),
+          .steal_affinity_moves = steal_moves_.load(std::memory_order_relaxed),
+          .steal_hints_dropped = hints_dropped_.load(std::memory_order_relaxed)};
 }
 
 void Rebalancer::run() {
@@ -57,16 +66,21 @@ void Rebalancer::round(scheduler::RebalanceState& state) {
   scheduler::LoadSnapshot snapshot;
   for (size_t w = 0; w < runtime_.size(); ++w) {
     std::shared_ptr<ConnectionTracker> tracker = server_.tracker(w);
-    // Sampled on the worker: the tracker and the connections' counters are its own.
-    auto [stats, samples, connections] = runtime_.call_on(w, [&] {
+    // Sampled on the worker: the tracker, the connections' counters and the steal hints are
+    // its own. Connections with steal hints are candidates whatever their reads.
+    auto [stats, samples, connections, hints] = runtime_.call_on(w, [&] {
+      StealHintReport report = runtime_.worker(w).take_steal_hints();
       std::vector<ConnectionTracker::Sample> top;
       size_t n = 0;
       if (tracker != nullptr) {
-        top = tracker->sample(options_.candidates_per_worker);
+        std::vector<uint64_t> hinted;
+        for (const AffinitySteals& a : report.affinities) hinted.push_back(a.affinity);
+        top = tracker->sample(options_.candidates_per_worker, hinted);
         n = tracker->size();
       }
-      return std::make_tuple(runtime_.worker(w).stats(), std::move(top), n);
+      return std::make_tuple(runtime_.worker(w).stats(), std::move(top), n, std::move(report));
     });
+    hints_dropped_.fetch_add(hints.dropped, std::memory_order_relaxed);
     const WorkerStats& before = last_[w];
     scheduler::WorkerLoad load;
     const double idle = static_cast<double>(stats.idle_ns - before.idle_ns) / 1e9;
@@ -75,8 +89,20 @@ void Rebalancer::round(scheduler::RebalanceState& state) {
     load.connections = connections;
     snapshot.workers.push_back(load);
     for (const auto& s : samples) {
-      snapshot.connections.push_back(
-          {.id = s.id, .owner = w, .events_per_sec = static_cast<double>(s.reads) / seconds});
+      scheduler::ConnectionLoad c{
+          .id = s.id, .owner = w, .events_per_sec = static_cast<double>(s.reads) / seconds};
+      // The hints are keyed by affinity, which is the tracker's id (Connection::affinity()).
+      auto it =
+          std::lower_bound(hints.affinities.begin(), hints.affinities.end(), s.id,
+                           [](const AffinitySteals& a, uint64_t id) { return a.affinity < id; });
+      if (it != hints.affinities.end() && it->affinity == s.id) {
+        c.local_starts = it->local_starts;
+        for (const ThiefSteals& t : it->thieves) {
+          c.stolen_by.push_back(
+              {.worker = t.worker, .steals = t.steals, .streak = t.longest_streak});
+        }
+      }
+      snapshot.connections.push_back(std::move(c));
     }
     last_[w] = stats;
   }
@@ -85,6 +111,11 @@ void Rebalancer::round(scheduler::RebalanceState& state) {
   state = std::move(plan.state);
   rounds_.fetch_add(1, std::memory_order_relaxed);
   planned_.fetch_add(plan.moves.size(), std::memory_order_relaxed);
+  steal_moves_.fetch_add(std::count_if(plan.moves.begin(), plan.moves.end(),
+                                       [](const scheduler::Move& m) {
+                                         return m.reason == scheduler::MoveReason::kStealAffinity;
+                                       }),
+                         std::memory_order_relaxed);
   for (const scheduler::Move& m : plan.moves) {
     std::shared_ptr<ConnectionTracker> tracker = server_.tracker(m.from);
     if (tracker == nullptr) continue;

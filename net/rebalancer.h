@@ -5,11 +5,16 @@
 // Every `interval` a thread of its own samples each worker (on the worker, through its inbox):
 // its busy fraction (wall time not spent idle in the poller: blocked there and not using CPU,
 // since on io_uring completions' network work runs inside the wait), events/s, run-queue depth,
-// connection count, and the connections of the server's shard there that completed the most
-// reads. It hands the snapshot to the pure policy (scheduler/rebalance_policy.h: hysteresis,
-// a move budget per round, a cooldown per connection) and asks each source worker to migrate
-// the chosen connections (Connection::migrate). A connection that closed or is moving by then
-// is skipped.
+// connection count, the connections of the server's shard there that completed the most
+// reads, and the worker's steal hints (Worker::take_steal_hints: who started the offloaded
+// tasks of its connections, Connection::spawn_offload), which also make their connections
+// candidates. It hands the snapshot to the pure policy (scheduler/rebalance_policy.h: steal
+// affinity, then balancing with hysteresis, a move budget per round, a cooldown per
+// connection) and asks each source worker to migrate the chosen connections
+// (Connection::migrate). A connection that closed or is moving by then is skipped.
+//
+// While it runs, every worker collects steal hints (Worker::set_collect_steal_hints), and this
+// rebalancer is their one reader: a second Rebalancer on the same runtime would split them.
 //
 // Lifetime: destroy the Rebalancer before stopping the runtime or destroying the server.
 // Thread-safety: construct, stats() and destroy from any thread that is not a worker.
@@ -46,7 +51,9 @@ struct RebalancerOptions {
 struct RebalancerStats {
   uint64_t rounds = 0;
   uint64_t moves_planned = 0;
-  uint64_t moves_started = 0;  // accepted by Connection::migrate on the source worker
+  uint64_t moves_started = 0;         // accepted by Connection::migrate on the source worker
+  uint64_t steal_affinity_moves = 0;  // of the planned moves, those made by steal affinity
+  uint64_t steal_hints_dropped = 0;   // steal records lost (a worker's ring or ledger full)
 };
 
 class Rebalancer {
@@ -70,7 +77,7 @@ class Rebalancer {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Written by the rebalancer thread (rounds, planned) and by workers (started, shared with the
   // move messages, which may outlive this object); read anywhere. Relaxed: statistics.
-  std::atomic<uint64_t> rounds_{0}, planned_{0};
+  std::atomic<uint64_t> rounds_{0}, planned_{0}, steal_moves_{0}, hints_dropped_{0};
   std::shared_ptr<std::atomic<uint64_t>> started_ = std::make_shared<std::atomic<uint64_t>>(0);
   // Previous sample per worker, for the deltas. Rebalancer thread only.
   std::vector<WorkerStats> last_;

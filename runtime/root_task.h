@@ -10,6 +10,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 
 #include "runtime/task.h"
@@ -46,6 +47,10 @@ struct RootPromise {
   RootPromise* root = this;  // what tasks awaited by this root inherit (root_of in task.h)
   RootPromise* prev = nullptr;
   RootPromise* next = nullptr;
+  // Stealable roots only (Worker::spawn_stealable): what the work belongs to (0: nothing), and
+  // the worker that spawned it, which is told when another worker starts it (steal_hint_ring.h).
+  uint64_t affinity = 0;
+  Worker* origin = nullptr;
 
   std::suspend_always initial_suspend() noexcept { return {}; }
   std::suspend_never final_suspend() noexcept { return {}; }

@@ -211,18 +211,20 @@ void Runtime::spawn_on(size_t w, absl::AnyInvocable<Task<void>()> make_task) {
   });
 }
 
-void Runtime::spawn(absl::AnyInvocable<Task<void>()> make_task) {
+void Runtime::spawn(absl::AnyInvocable<Task<void>()> make_task, uint64_t affinity) {
   Worker* current = Worker::current();
   if (current != nullptr && &current->runtime() == this) {
-    current->spawn_stealable(run_owning_factory(std::move(make_task)));
+    current->spawn_stealable(run_owning_factory(std::move(make_task)), affinity);
     return;
   }
   Worker* worker = workers_[next_spawn_.fetch_add(1, std::memory_order_relaxed) % size()].get();
   task_started();
-  worker->post([worker, pending = PendingSpawn(this), make = std::move(make_task)]() mutable {
-    pending.consumed();
-    worker->spawn_stealable(run_owning_factory(std::move(make)), /*already_counted=*/true);
-  });
+  worker->post(
+      [worker, affinity, pending = PendingSpawn(this), make = std::move(make_task)]() mutable {
+        pending.consumed();
+        worker->push_stealable(run_owning_factory(std::move(make)), affinity,
+                               /*already_counted=*/true);
+      });
 }
 
 uint64_t Runtime::add_drain_hook(absl::AnyInvocable<void()> hook) {

@@ -103,8 +103,9 @@ class Runtime {
   // Starts the task as a stealable root (Worker::spawn_stealable): on the calling worker when
   // called from one of this runtime's workers, else queued on the workers in turn; an idle
   // worker may take it and run it. `make_task` runs on whichever worker starts the task, which
-  // owns it from then on.
-  void spawn(absl::AnyInvocable<Task<void>()> make_task);
+  // owns it from then on. `affinity`: see Worker::spawn_stealable (the worker it is queued on
+  // is the one told who started it).
+  void spawn(absl::AnyInvocable<Task<void>()> make_task, uint64_t affinity = 0);
 
   // Runs `fn` on worker `w` and blocks until it returns; for threads that are not workers.
   template <typename F>
@@ -208,5 +209,8 @@ std::vector<int> allowed_cpus();
 void spawn(Task<void> task);
 // Starts `task` as a stealable root (Worker::spawn_stealable) on the current worker.
 void spawn_stealable(Task<void> task);
+// The same with an affinity (0: none): the current worker records who starts it while it
+// collects steal hints (Worker::take_steal_hints).
+void spawn_stealable(Task<void> task, uint64_t affinity);
 
 }  // namespace shardloop

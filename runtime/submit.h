@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "runtime/result_slot.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
@@ -31,40 +32,6 @@ template <typename F>
 using SubmitResult = std::conditional_t<is_task<std::invoke_result_t<F&>>::value,
                                         typename is_task<std::invoke_result_t<F&>>::value_type,
                                         std::invoke_result_t<F&>>;
-
-template <typename T>
-struct ResultSlot {
-  std::optional<T> value;
-  std::exception_ptr error;
-  template <typename G>
-  void run(G&& g) {
-    try {
-      value.emplace(std::forward<G>(g)());
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  T take() {
-    if (error) std::rethrow_exception(error);
-    return std::move(*value);
-  }
-};
-
-template <>
-struct ResultSlot<void> {
-  std::exception_ptr error;
-  template <typename G>
-  void run(G&& g) {
-    try {
-      std::forward<G>(g)();
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  void take() {
-    if (error) std::rethrow_exception(error);
-  }
-};
 
 template <typename F>
 class SubmitAwaiter {

@@ -8,7 +8,9 @@
 //
 // Stealable roots (spawn_stealable, worker_stealing.cc) are the only work that moves between
 // workers: a root that has not started has touched no fd, timer or frame of its worker, so the
-// worker that starts it becomes its owner as if it had been spawned there.
+// worker that starts it becomes its owner as if it had been spawned there. A stealable root may
+// carry an affinity (what its work belongs to, e.g. a connection); while steal hints are
+// collected, the spawning worker learns who started each such root (steal_hint_ledger.h).
 //
 // Everything a worker owns (its fds, timers, coroutines) is touched only by its thread. Other
 // threads reach it only through post(), which queues a message in the inbox and writes the
@@ -37,11 +39,13 @@
 #include "runtime/poller.h"
 #include "runtime/root_task.h"
 #include "runtime/run_queue.h"
+#include "runtime/steal_hint_ledger.h"
+#include "runtime/steal_hint_ring.h"
 #include "runtime/task.h"
 #include "runtime/timer_queue.h"
-#include "runtime/worker_stats.h"
 #include "runtime/victim_picker.h"
 #include "runtime/work_stealing_deque.h"
+#include "runtime/worker_stats.h"
 
 namespace shardloop {
 
@@ -77,7 +81,13 @@ class Worker {
   // may take it (half a queue at a time) before it parks. Once started, the root belongs to the
   // worker that started it, for good. Use it for work that may run anywhere: the task must not
   // capture this worker's connections, fds or timers (it may create its own once running).
-  void spawn_stealable(Task<void> task, bool already_counted = false);
+  // `affinity` (opaque, 0: none) names what the work belongs to; while steal hints are
+  // collected, who starts it is recorded here (take_steal_hints()).
+  void spawn_stealable(Task<void> task, uint64_t affinity = 0);
+
+  // Steal hints for this worker's affinity roots since the last call (see steal_hint_ledger.h
+  // for what is counted and in which order); starts a new interval. One reader per runtime.
+  StealHintReport take_steal_hints();
 
   absl::StatusOr<Token> register_fd(int fd, IoHandle* handle, uint32_t interest);
   // Stops delivering events for `fd`; events already fetched for it are dropped.
@@ -132,6 +142,13 @@ class Worker {
   void set_measure_wait_cpu(bool on) { measure_wait_cpu_.store(on, std::memory_order_relaxed); }
   // Stealable roots queued here (a hint: thieves and the owner race with it).
   size_t stealable_hint() const { return stealer_.size_hint(); }
+  // While on, starts of this worker's affinity roots are recorded (here when it starts them
+  // itself, through its StealHintRing when another worker does). Off by default: the
+  // rebalancer turns it on. Switching it off discards what was collected (in the worker's next
+  // run phase). Relaxed: a switch; a record racing with it is harmless.
+  void set_collect_steal_hints(bool on) {
+    collect_steal_hints_.store(on, std::memory_order_relaxed);
+  }
 
  private:
   friend class Runtime;
@@ -139,8 +156,7 @@ class Worker {
 
   // A stealable root waiting to start: its promise (a pointer, as the deque needs).
   using UnstartedRoot = internal::RootPromise*;
-  using StealableDeque =
-      std::pair<DequeLocal<UnstartedRoot>, DequeStealer<UnstartedRoot>>;
+  using StealableDeque = std::pair<DequeLocal<UnstartedRoot>, DequeStealer<UnstartedRoot>>;
 
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu);
   Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
@@ -153,7 +169,12 @@ class Worker {
   void run_ready();
   void take_inbox();
   // worker_stealing.cc
+  // spawn_stealable(), for Runtime::spawn's roots that are already counted as live.
+  void push_stealable(Task<void> task, uint64_t affinity, bool already_counted);
   void start_root(UnstartedRoot root);
+  // Records who starts an affinity root (start_root), and folds thieves' records (owner).
+  void note_affinity_start(UnstartedRoot root);
+  void fold_steal_hints();
   void run_stealable();
   bool has_local_work() const;
   bool try_steal();
@@ -208,12 +229,18 @@ class Worker {
   std::deque<UnstartedRoot> stealable_overflow_;
   VictimPicker victims_;
   bool notify_pending_ = false;
+  // Steal hints: who started this worker's affinity roots in the current interval.
+  StealHintLedger steal_hints_;
+  uint64_t ring_drops_reported_ = 0;  // steal_hint_ring_.dropped() at the last take
   // Stealable roots started per run phase at most (see worker_stealing.cc).
   static constexpr size_t kStartsPerTurn = 256;
 
   // Shared with other threads.
   // The thieves' end of `stealable_`: any worker may steal through it (see the deque's rules).
   DequeStealer<UnstartedRoot> stealer_;  // assigned once, at construction
+  // Thieves' records of this worker's affinity roots they started; consumed by the owner.
+  StealHintRing steal_hint_ring_;
+  std::atomic<bool> collect_steal_hints_{false};
   Inbox inbox_;
   // True while the worker is about to block, or blocked, in the poller. seq_cst: see inbox.h.
   std::atomic<bool> parked_{false};

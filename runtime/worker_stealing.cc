@@ -37,6 +37,16 @@
 // anyone while it searched. The producer side runs on every push to a ring (spawn, and the
 // refill from the excess once per run phase): one uncontended read-modify-write when no worker
 // is idle, which is cheap beside the coroutine frame the spawn allocated.
+//
+// Steal hints (what lets a connection follow its stolen work; net/rebalancer.h). A root spawned
+// with a non-zero affinity remembers its origin, the worker that spawned it. Whoever starts it
+// reports that start to the origin, only while the origin collects hints:
+//  - the origin itself: StealHintLedger::record_local, directly (the ledger is owner-only);
+//  - any other worker (a thief, or a thief's thief: where it runs is what counts): a record
+//    {affinity, thief} pushed onto the origin's StealHintRing (any-thread, lossy when full).
+// The origin folds its ring into its ledger at the start of every run phase, before it starts
+// any root of its own, and before take_steal_hints() hands the ledger out. Roots spawned with
+// affinity 0 record nothing, and neither do roots spawned by spawn_stealable() without one.
 #include <algorithm>
 #include <cassert>
 #include <utility>
@@ -45,11 +55,19 @@
 #include "runtime/worker.h"
 
 namespace shardloop {
-void Worker::spawn_stealable(Task<void> task, bool already_counted) {
+void Worker::spawn_stealable(Task<void> task, uint64_t affinity) {
+  push_stealable(std::move(task), affinity, /*already_counted=*/false);
+}
+
+void Worker::push_stealable(Task<void> task, uint64_t affinity, bool already_counted) {
   assert_owner();
   auto root = internal::make_root(std::move(task));
   if (!already_counted) runtime_.task_started();
   UnstartedRoot r = &root.handle.promise();
+  if (affinity != 0) {
+    r->affinity = affinity;
+    r->origin = this;
+  }
   // Behind the excess when there is one, so roots start in the order they were spawned.
   if (!stealable_overflow_.empty() || !stealable_.push(r)) {
     stealable_overflow_.push_back(r);  // not stealable until a run phase moves it to the ring
@@ -59,6 +77,7 @@ void Worker::spawn_stealable(Task<void> task, bool already_counted) {
 }
 
 void Worker::start_root(UnstartedRoot root) {
+  if (root->affinity != 0) note_affinity_start(root);
   root->worker = this;
   roots_.link(root);
   counters_.live_tasks.set(roots_.size());
@@ -67,7 +86,41 @@ void Worker::start_root(UnstartedRoot root) {
   internal::root_handle(root).resume();
 }
 
+void Worker::note_affinity_start(UnstartedRoot root) {
+  Worker* origin = root->origin;
+  // Relaxed: the switch only decides whether to record (see set_collect_steal_hints()).
+  if (!origin->collect_steal_hints_.load(std::memory_order_relaxed)) return;
+  if (origin == this) {
+    steal_hints_.record_local(root->affinity);
+  } else {
+    origin->steal_hint_ring_.push({root->affinity, static_cast<uint32_t>(index_)});
+  }
+}
+
+void Worker::fold_steal_hints() {
+  const bool collecting = collect_steal_hints_.load(std::memory_order_relaxed);
+  while (std::optional<StealRecord> r = steal_hint_ring_.pop()) {
+    if (collecting) steal_hints_.record_steal(r->affinity, r->thief);
+  }
+  // Switched off: what was collected is nobody's any more, and must not reach the first take()
+  // of whoever switches collection on next.
+  if (!collecting && steal_hints_.size() > 0) (void)steal_hints_.take();
+}
+
+StealHintReport Worker::take_steal_hints() {
+  assert_owner();
+  fold_steal_hints();
+  StealHintReport report = steal_hints_.take();
+  const uint64_t ring_drops = steal_hint_ring_.dropped();
+  report.dropped += ring_drops - ring_drops_reported_;
+  ring_drops_reported_ = ring_drops;
+  return report;
+}
+
 void Worker::run_stealable() {
+  // Thieves' records first: a steal reported before this phase is ordered before the local
+  // starts below (the order the ledger's streaks are counted in).
+  fold_steal_hints();
   size_t n = std::min(stealable_.size() + stealable_overflow_.size(), kStartsPerTurn);
   for (size_t i = 0; i < n; ++i) {
     std::optional<UnstartedRoot> root = stealer_.steal();
@@ -129,6 +182,12 @@ void Worker::adopt_unstarted_roots() {
     roots_.link(root);
   }
   stealable_overflow_.clear();
+}
+
+void spawn_stealable(Task<void> task, uint64_t affinity) {
+  Worker* w = Worker::current();
+  assert(w != nullptr && "spawn_stealable() outside a worker; use Runtime::spawn()");
+  w->spawn_stealable(std::move(task), affinity);
 }
 
 void Runtime::notify_idle_worker() {

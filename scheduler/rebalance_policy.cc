@@ -9,6 +9,13 @@ namespace {
 
 double clamp01(double v) { return v >= 0 && v <= 1 ? v : (v > 1 ? 1 : 0); }  // NaN -> 0
 
+// One other worker's steal evidence for a connection, its entries merged (64-bit sums).
+struct Thief {
+  size_t worker;
+  uint64_t steals;
+  uint32_t streak;
+};
+
 // A listed connection as the round sees it: where it is now (projected), what it weighs.
 struct Candidate {
   const ConnectionLoad* conn;
@@ -40,20 +47,26 @@ class Round {
               [](const Candidate& a, const Candidate& b) { return a.conn->id < b.conn->id; });
   }
 
+  // Rule 1 of the header: a connection follows the worker that keeps running its work.
   void steal_affinity() {
-    // Strongest evidence first, so a small budget goes to the clearest cases.
-    std::vector<std::pair<StealHint, Candidate*>> wanted;
+    if (config_.steal_affinity_min == 0) return;
+    // Strongest evidence first (candidates are in id order, which the stable sort keeps for
+    // ties), so a small budget goes to the clearest cases.
+    std::vector<std::pair<Thief, Candidate*>> wanted;
     for (Candidate& c : candidates_) {
-      if (std::optional<StealHint> hint = strongest_hint(c)) wanted.push_back({*hint, &c});
+      if (std::optional<Thief> thief = qualifying_thief(c)) wanted.push_back({*thief, &c});
     }
-    std::stable_sort(wanted.begin(), wanted.end(),
-                     [](const auto& a, const auto& b) { return a.first.count > b.first.count; });
-    for (auto& [hint, c] : wanted) {
+    std::stable_sort(wanted.begin(), wanted.end(), [](const auto& a, const auto& b) {
+      if (a.first.streak != b.first.streak) return a.first.streak > b.first.streak;
+      return a.first.steals > b.first.steals;
+    });
+    // 1c: the hysteresis thresholds of balancing, as the latch stands at this round's start.
+    const double threshold = plan_.state.balancing ? config_.stop_spread : config_.start_spread;
+    for (auto& [thief, c] : wanted) {
       if (budget_left() == 0) return;
-      // Only if the thief stays less loaded than the owner even after taking the connection.
-      if (c->movable && fits(c->load, c->owner, hint.worker)) {
-        apply(*c, hint.worker, MoveReason::kStealAffinity);
-      }
+      const size_t to = thief.worker;
+      if (!c->movable || load_[c->owner] - load_[to] <= threshold) continue;
+      if (fits(c->load, c->owner, to)) apply(*c, to, MoveReason::kStealAffinity);
     }
   }
 
@@ -73,16 +86,31 @@ class Round {
   }
 
  private:
-  std::optional<StealHint> strongest_hint(const Candidate& c) const {
-    std::optional<StealHint> best;
+  // Rules 1a and 1b: the one worker (if any) with a long enough streak and a majority of the
+  // connection's starts. Entries for the same worker are merged (steals added, the longest
+  // streak kept); entries naming the owner are ignored; entries naming a worker outside the
+  // snapshot cannot qualify but still count as starts elsewhere.
+  std::optional<Thief> qualifying_thief(const Candidate& c) const {
+    const size_t owner = c.conn->owner;
+    std::vector<Thief> merged;
+    uint64_t total = c.conn->local_starts;
     for (const StealHint& h : c.conn->stolen_by) {
-      if (h.worker >= load_.size() || h.worker == c.owner) continue;
-      if (h.count < config_.steal_affinity_min) continue;
-      if (!best || h.count > best->count || (h.count == best->count && h.worker < best->worker)) {
-        best = h;
+      if (h.worker == owner) continue;
+      total += h.steals;
+      auto it = std::find_if(merged.begin(), merged.end(),
+                             [&](const Thief& m) { return m.worker == h.worker; });
+      if (it == merged.end()) {
+        merged.push_back({h.worker, h.steals, h.streak});
+      } else {
+        it->steals += h.steals;
+        it->streak = std::max(it->streak, h.streak);
       }
     }
-    return best;
+    for (const Thief& t : merged) {
+      if (t.worker >= load_.size() || t.streak < config_.steal_affinity_min) continue;
+      if (2 * t.steals > total) return t;  // a strict majority: at most one
+    }
+    return std::nullopt;
   }
 
   // One balancing move: to the coldest worker, from the hottest worker that has a connection

@@ -1,15 +1,34 @@
 // The rebalancer's policy: a pure function from a load snapshot to a list of connection moves.
 //
-// No threads, no fds, no clock. The rebalancer mechanism (a later issue) samples load over an
-// interval, calls plan_rebalance() with the state returned by the previous call, carries out
-// the moves (detach on the source, message, attach on the target) and keeps the returned state
-// for the next round. Everything that decides a move is in the arguments, so the policy is
-// tested with synthetic snapshots.
+// No threads, no fds, no clock. The rebalancer mechanism (net/rebalancer.h) samples load over
+// an interval, calls plan_rebalance() with the state returned by the previous call, carries out
+// the moves (Connection::migrate) and keeps the returned state for the next round. Everything
+// that decides a move is in the arguments, so the policy is tested with synthetic snapshots.
 //
 // One round, in order:
-//  1. Steal affinity. A connection whose task was stolen by worker k at least
-//     `steal_affinity_min` times in the interval moves to k (the k that stole it most): its
-//     work already runs there, so moving the fd makes its wakeups local too.
+//  1. Steal affinity: a connection follows the worker that keeps running its offloaded work.
+//     A connection's offloaded tasks are stealable roots tagged with its affinity; the owner
+//     records who started each (runtime/steal_hint_ledger.h) and the snapshot carries, per
+//     other worker k, `steals` (how many k started in the interval) and `streak` (the longest
+//     run of consecutive starts by k alone: a start by the owner or by a third worker ends a
+//     run), and the owner's `local_starts`. Connection c, owned by o, moves to k != o when all
+//     of these hold:
+//      a. streak: k's streak >= `steal_affinity_min` (K): k ran at least K of c's tasks in a
+//         row, with none run locally (or elsewhere) in between;
+//      b. majority: k started more than half of all c's tasks that started in the interval
+//         (local_starts plus every other worker's steals), so a thief that caught one burst
+//         while the owner ran the rest does not qualify, and of conflicting thieves at most
+//         one can (if neither has a majority, c stays);
+//      c. hysteresis: o's projected load exceeds k's by more than `start_spread`, or by more
+//         than `stop_spread` while the balancing latch is on (the same two thresholds as
+//         balancing, but not `min_source_busy`: a worker whose queued tasks get stolen is
+//         busy by construction);
+//      d. the same gates as every move: c is not cooling down and has not moved this round,
+//         the move fits (see "cannot thrash" below: it narrows the pair's gap even if c
+//         weighs 1 + `estimate_tolerance` times its estimate, and does not overshoot), and
+//         the round's budget is not spent.
+//     Qualifying connections are taken strongest streak first (then more steals, then lower
+//     id). Its work already runs on k, so moving the fd makes its wakeups local too.
 //  2. Balance, with hysteresis. Balancing switches on when the busiest worker's busy fraction
 //     exceeds the least busy one's by more than `start_spread` (and the busiest is at least
 //     `min_source_busy`), and stays on until the spread is at most `stop_spread`. While on, it
@@ -61,10 +80,12 @@ struct WorkerLoad {
   size_t connections = 0;
 };
 
-// "This connection's task was stolen by `worker` `count` times in the interval."
+// "`worker` started `steals` of this connection's offloaded tasks in the interval, at most
+// `streak` of them in a row (no start by the owner or by another worker in between)."
 struct StealHint {
   size_t worker = 0;
-  uint32_t count = 0;
+  uint32_t steals = 0;
+  uint32_t streak = 0;  // <= steals
 };
 
 struct ConnectionLoad {
@@ -72,7 +93,8 @@ struct ConnectionLoad {
   size_t owner = 0;
   double events_per_sec = 0;
   double bytes_per_sec = 0;
-  std::vector<StealHint> stolen_by;  // optional
+  std::vector<StealHint> stolen_by;  // optional; entries naming the owner are ignored
+  uint32_t local_starts = 0;         // its offloaded tasks its owner started itself
 };
 
 // The connections listed are the candidates (typically the top few on the hot workers);
@@ -87,8 +109,10 @@ struct RebalanceConfig {
   double stop_spread = 0.10;      // ... and continue until busiest - least busy <= this
   double min_source_busy = 0.50;  // no balancing unless the busiest worker is at least this busy
   size_t max_moves_per_round = 4;
-  uint32_t cooldown_rounds = 10;     // moved in round r: may move again from r + this
-  uint32_t steal_affinity_min = 16;  // steals per interval that make a connection follow them
+  uint32_t cooldown_rounds = 10;  // moved in round r: may move again from r + this
+  // Consecutive steals by one worker in an interval that make a connection follow it (rule 1a);
+  // 0 turns steal affinity off.
+  uint32_t steal_affinity_min = 16;
   double event_weight = 0.5;  // connection load = busy x (w x event share + (1-w) x byte share)
   // How far the cost model may under-estimate a connection: a move must still help if the
   // connection weighs (1 + this) times its estimate. Events and bytes are only proxies for CPU
