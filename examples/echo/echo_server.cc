@@ -11,6 +11,7 @@
 
 #include "examples/common/cli.h"
 #include "examples/common/serve_until_signal.h"
+#include "examples/common/server_flags.h"
 #include "examples/echo/echo_service.h"
 #include "gflags/gflags.h"
 #include "net/server.h"
@@ -20,6 +21,7 @@ DEFINE_string(host, "127.0.0.1", "address to listen on (numeric IPv4/IPv6 or loc
 DEFINE_int32(port, 7000, "TCP port (0: pick a free one and print it)");
 DEFINE_int32(workers, 0, "worker threads (0: one per CPU this process may use)");
 DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
+DEFINE_string(poll_mode, "adaptive", shardloop::examples::kPollModeHelp);
 DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
 DEFINE_string(steering, "hash",
               "which worker accepts a connection: hash (kernel default) or cpu (the worker pinned "
@@ -37,25 +39,24 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("TCP echo server on shardloop");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
 
-  auto backend = parse_backend(FLAGS_backend);
-  auto address = net::Address::from_host_port(FLAGS_host, static_cast<uint16_t>(FLAGS_port));
   if (FLAGS_steering != "hash" && FLAGS_steering != "cpu") {
     std::fprintf(stderr, "echo_server: --steering must be hash or cpu\n");
     return 2;
   }
   const bool cpu_steering = FLAGS_steering == "cpu";
-  if (!backend.ok() || !address.ok()) {
-    std::fprintf(stderr, "echo_server: %s\n",
-                 (!backend.ok() ? backend.status() : address.status()).ToString().c_str());
+  auto setup = examples::server_setup({.host = FLAGS_host,
+                                       .port = FLAGS_port,
+                                       .workers = FLAGS_workers,
+                                       .backend = FLAGS_backend,
+                                       .poll_mode = FLAGS_poll_mode,
+                                       .pin = FLAGS_pin || cpu_steering});
+  if (!setup.ok()) {
+    std::fprintf(stderr, "echo_server: %s\n", setup.status().ToString().c_str());
     return 2;
   }
 
   return examples::serve_until_signal(
-      "echo_server",
-      {.workers = static_cast<size_t>(FLAGS_workers),
-       .pin_cpus = FLAGS_pin || cpu_steering,
-       .backend = *backend},
-      *address,
+      "echo_server", setup->runtime, setup->address,
       examples::serve_echo_with_work(
           std::chrono::nanoseconds(static_cast<int64_t>(FLAGS_work_us * 1000))),
       {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash},

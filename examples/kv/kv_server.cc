@@ -20,6 +20,7 @@
 
 #include "examples/common/cli.h"
 #include "examples/common/serve_until_signal.h"
+#include "examples/common/server_flags.h"
 #include "examples/kv/kv_service.h"
 #include "gflags/gflags.h"
 
@@ -27,6 +28,7 @@ DEFINE_string(host, "127.0.0.1", "address to listen on (numeric IPv4/IPv6 or loc
 DEFINE_int32(port, 6380, "TCP port (0: pick a free one and print it)");
 DEFINE_int32(workers, 0, "worker threads, one shard each (0: one per CPU this process may use)");
 DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
+DEFINE_string(poll_mode, "adaptive", shardloop::examples::kPollModeHelp);
 DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
 DEFINE_uint64(max_clients, 10000, "most clients connected at once (0: no limit)");
 DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
@@ -37,18 +39,19 @@ int main(int argc, char** argv) {
   cli::accept_dashed_flags(argc, argv);
   gflags::SetUsageMessage("Redis-protocol key-value store on shardloop");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto backend = parse_backend(FLAGS_backend);
-  auto address = net::Address::from_host_port(FLAGS_host, static_cast<uint16_t>(FLAGS_port));
-  if (!backend.ok() || !address.ok()) {
-    std::fprintf(stderr, "kv_server: %s\n",
-                 (!backend.ok() ? backend.status() : address.status()).ToString().c_str());
+  auto setup = examples::server_setup({.host = FLAGS_host,
+                                       .port = FLAGS_port,
+                                       .workers = FLAGS_workers,
+                                       .backend = FLAGS_backend,
+                                       .poll_mode = FLAGS_poll_mode,
+                                       .pin = FLAGS_pin});
+  if (!setup.ok()) {
+    std::fprintf(stderr, "kv_server: %s\n", setup.status().ToString().c_str());
     return 2;
   }
   const examples::kv::KvOptions options{.max_clients = FLAGS_max_clients};
   return examples::serve_until_signal(
-      "kv_server",
-      {.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin, .backend = *backend},
-      *address,
+      "kv_server", setup->runtime, setup->address,
       [&options](Runtime& rt) -> net::ConnectionHandler {
         // Made once the workers exist; the handler's copies keep the service alive until the
         // server is gone, which is after the runtime has stopped.

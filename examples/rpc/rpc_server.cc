@@ -17,6 +17,7 @@
 
 #include "examples/common/cli.h"
 #include "examples/common/serve_until_signal.h"
+#include "examples/common/server_flags.h"
 #include "examples/rpc/rpc_service.h"
 #include "gflags/gflags.h"
 #include "net/server.h"
@@ -26,6 +27,7 @@ DEFINE_string(host, "127.0.0.1", "address to listen on (numeric IPv4/IPv6 or loc
 DEFINE_int32(port, 7100, "TCP port (0: pick a free one and print it)");
 DEFINE_int32(workers, 0, "worker threads (0: one per CPU this process may use)");
 DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
+DEFINE_string(poll_mode, "adaptive", shardloop::examples::kPollModeHelp);
 DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
 DEFINE_int32(max_frame_size, 1024 * 1024, "largest frame accepted, in bytes");
 DEFINE_int32(max_in_flight, 1024, "sleeping requests allowed at once per connection");
@@ -37,11 +39,14 @@ int main(int argc, char** argv) {
   cli::accept_dashed_flags(argc, argv);
   gflags::SetUsageMessage("RPC server (echo, sum, sleep) on shardloop");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto backend = parse_backend(FLAGS_backend);
-  auto address = net::Address::from_host_port(FLAGS_host, static_cast<uint16_t>(FLAGS_port));
-  if (!backend.ok() || !address.ok()) {
-    std::fprintf(stderr, "rpc_server: %s\n",
-                 (!backend.ok() ? backend.status() : address.status()).ToString().c_str());
+  auto setup = examples::server_setup({.host = FLAGS_host,
+                                       .port = FLAGS_port,
+                                       .workers = FLAGS_workers,
+                                       .backend = FLAGS_backend,
+                                       .poll_mode = FLAGS_poll_mode,
+                                       .pin = FLAGS_pin});
+  if (!setup.ok()) {
+    std::fprintf(stderr, "rpc_server: %s\n", setup.status().ToString().c_str());
     return 2;
   }
   if (FLAGS_max_frame_size < static_cast<int>(rpc::kFrameHeaderSize) || FLAGS_max_in_flight < 1) {
@@ -53,8 +58,7 @@ int main(int argc, char** argv) {
   examples::RpcOptions options;
   options.limits.max_frame_size = static_cast<uint32_t>(FLAGS_max_frame_size);
   options.max_in_flight = static_cast<size_t>(FLAGS_max_in_flight);
-  return examples::serve_until_signal(
-      "rpc_server",
-      {.workers = static_cast<size_t>(FLAGS_workers), .pin_cpus = FLAGS_pin, .backend = *backend},
-      *address, examples::rpc_handler(options), {}, absl::Milliseconds(FLAGS_drain_seconds * 1000));
+  return examples::serve_until_signal("rpc_server", setup->runtime, setup->address,
+                                      examples::rpc_handler(options), {},
+                                      absl::Milliseconds(FLAGS_drain_seconds * 1000));
 }
