@@ -1,0 +1,131 @@
+// The three poll designs bench/storm compares, written directly on raw epoll (no shardloop
+// Worker), and the state a run shares between its driver and its T worker threads.
+//
+//   sharded   each worker thread has its own epoll instance holding the sockets it owns (a
+//             contiguous block of N/T), level-triggered: only the owner reads, so it never sees
+//             an fd again before it has read it.
+//   global    one epoll instance shared by every worker; every idle worker blocks in epoll_wait
+//             on it. Sockets are armed EPOLLONESHOT and re-armed with EPOLL_CTL_MOD after the
+//             read (one thread per socket at a time, at the cost of one epoll_ctl per event), or
+//             with --arm=edge EPOLLET and no re-arm, which is what Go's netpoller does.
+//   throttled one shared epoll instance, but at most one worker polls at a time: it takes the
+//             poller token (kFree -> kPolling), polls, keeps the first event, pushes the rest to
+//             a shared run queue, gives the token back and wakes as many parked workers as it
+//             pushed events. The others take events from the queue and park on a condition
+//             variable when it is empty and the token is taken. Same arming as global. The run
+//             queue is a std::deque behind one std::mutex with one std::condition_variable: the
+//             simplest correct version, whose lock is part of what this design costs here (a
+//             work-stealing runtime would use per-worker lock-free deques).
+//
+// Patterns (what the driver does; the designs only react):
+//   burst       the driver writes 1 byte to all N sockets, then waits until all N were read;
+//   trickle     the driver writes 1 byte to one socket (picked at random) and waits until it
+//               was read, so the workers are parked between events;
+//   stay-ready  the driver writes 1 byte to every socket once and nobody reads it: every socket
+//               stays readable, the handler is empty and what is measured is the poll call.
+//               All designs register level-triggered without EPOLLONESHOT for it (a one-shot or
+//               edge-triggered socket would be reported once and never again): sharded polls its
+//               own block; global has every thread poll the whole set at once, so two threads
+//               may be handed the same socket in the same instant; throttled's poller polls only
+//               when the run queue is empty, which bounds the queue to one poll's worth.
+//
+// A stop eventfd is registered level-triggered in every epoll instance; the driver makes it
+// readable (and never reads it) to wake every blocked worker at the end of a run.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bench/storm/connection_set.h"
+
+namespace shardloop::bench::storm {
+
+enum class Design { kSharded, kGlobal, kThrottled };
+enum class Pattern { kBurst, kTrickle, kStayReady };
+enum class Arm { kOneshot, kEdge };
+
+const char* design_name(Design d);
+const char* pattern_name(Pattern p);
+const char* arm_name(Arm a);
+
+struct RunConfig {
+  Design design = Design::kSharded;
+  Pattern pattern = Pattern::kBurst;
+  Arm arm = Arm::kOneshot;  // global and throttled, burst and trickle only
+  int threads = 1;
+  int max_events = 128;  // epoll_wait capacity; throttled's fairness bound per poll
+  // What reading the thread CPU clock itself adds to a bracketed interval (it is a system call),
+  // subtracted from each poll's CPU time; see calibrate_cpu_clock().
+  uint64_t cpu_clock_overhead_ns = 0;
+};
+
+// The median CPU time between two back-to-back CLOCK_THREAD_CPUTIME_ID reads on this thread.
+uint64_t calibrate_cpu_clock();
+
+// What one worker thread counted. Written only by that thread; read by the driver after the
+// thread was joined (join orders the accesses), except `progress`, which the driver reads
+// during a stay-ready run (relaxed: a rough count for the --max_iterations bound, nothing else
+// depends on it). alignas(64): one cache line per thread, so counting never bounces a line
+// between cores.
+struct alignas(64) ThreadStats {
+  uint64_t polls = 0;          // epoll_wait calls that did not time out
+  uint64_t polled_events = 0;  // events they returned (the stop fd not counted)
+  uint64_t handled = 0;        // events handled: bytes read, or stay-ready events processed
+  uint64_t stale_events = 0;   // events whose read found nothing (another thread had it)
+  uint64_t spurious = 0;       // polls with 0 events or only stale ones; futile condvar wakeups
+  uint64_t idle_timeouts = 0;  // polls or parks that ended by timeout (idle, not spurious)
+  uint64_t poll_wall_ns = 0;   // CLOCK_MONOTONIC inside epoll_wait
+  uint64_t poll_cpu_ns = 0;    // this thread's CPU clock inside epoll_wait
+  uint64_t cpu_ns = 0;         // this thread's CPU from the start of the run to its exit
+  std::atomic<uint64_t> progress{0};
+};
+
+// Shared between the driver and the workers of one run.
+//
+// Thread-safety: `consumed` is added to by workers (after the events were handled, before the
+// worker blocks again) and read by the driver; `target` is written by the driver before it makes
+// the round's sockets readable and read by workers after they read a byte; the kernel's socket
+// locks order the driver's store before the worker's load in practice, and the driver re-checks
+// `consumed` every few milliseconds, so a stale `target` can delay a round but never lose it.
+// `done_seq` is a futex word: the worker whose addition reaches `target` increments it and wakes
+// the driver. All three are seq_cst: the driver reads done_seq, then consumed, then sleeps on
+// done_seq; the worker adds to consumed, then bumps done_seq, so either the driver sees the new
+// count or its futex_wait sees the changed word and returns at once. `stop` is set by the driver
+// and read by workers (seq_cst; the stop eventfd wakes the blocked ones).
+struct RunState {
+  RunState(const RunConfig& config, const ConnectionSet& conns, int stop_fd)
+      : config(config), conns(conns), stop_fd(stop_fd), stats(config.threads) {}
+
+  // Called by a worker before it blocks with `n` handled events not yet published.
+  void publish_consumed(uint64_t n);
+
+  const RunConfig config;
+  const ConnectionSet& conns;
+  const int stop_fd;
+  std::vector<ThreadStats> stats;  // [thread]
+  alignas(64) std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> target{0};
+  alignas(64) std::atomic<uint32_t> done_seq{0};
+  std::atomic<bool> stop{false};
+};
+
+// One poll design set up for one run. setup() creates the epoll instance(s) and registers every
+// worker-side fd and the stop fd; run_worker(t) is worker thread t's body, which returns once
+// RunState::stop is set and the thread has seen it; wake_all() (driver, after setting stop and
+// making the stop fd readable) wakes anything the stop fd does not reach. The destructor closes
+// the epoll instances (after every worker was joined).
+class PollDesign {
+ public:
+  virtual ~PollDesign() = default;
+  virtual absl::Status setup() = 0;
+  virtual void run_worker(int t) = 0;
+  virtual void wake_all() {}
+};
+
+std::unique_ptr<PollDesign> make_design(RunState& run);
+
+}  // namespace shardloop::bench::storm

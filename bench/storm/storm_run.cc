@@ -1,0 +1,221 @@
+#include "bench/storm/storm_run.h"
+
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <latch>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/errno_status.h"
+
+namespace shardloop::bench::storm {
+namespace {
+
+// A round that makes no progress for this long means a design lost events: the run fails
+// instead of hanging.
+constexpr double kStallSeconds = 5.0;
+// How often the driver re-checks `consumed` while it waits, in case a wakeup was missed.
+constexpr long kDriverRecheckNs = 20'000'000;
+
+double now_s(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+struct Usage {
+  double cpu_s = 0;
+  long nvcsw = 0;
+};
+
+Usage usage(int who) {
+  rusage ru{};
+  getrusage(who, &ru);
+  return {static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+              static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+          ru.ru_nvcsw};
+}
+
+// Writes one byte to connection i's driver end.
+absl::Status poke(const ConnectionSet& conns, int i) {
+  for (;;) {
+    if (write(conns.driver_fd(i), "x", 1) == 1) return absl::OkStatus();
+    if (errno != EINTR) return errno_status(errno, "write to connection " + std::to_string(i));
+  }
+}
+
+// Blocks until run.consumed >= target. False if nothing was consumed for kStallSeconds.
+bool wait_consumed(RunState& run, uint64_t target) {
+  uint64_t last = run.consumed.load();
+  double last_change = now_s(CLOCK_MONOTONIC);
+  for (;;) {
+    uint32_t seq = run.done_seq.load();
+    uint64_t c = run.consumed.load();
+    if (c >= target) return true;
+    double now = now_s(CLOCK_MONOTONIC);
+    if (c != last) {
+      last = c;
+      last_change = now;
+    } else if (now - last_change > kStallSeconds) {
+      return false;
+    }
+    timespec timeout{.tv_sec = 0, .tv_nsec = kDriverRecheckNs};
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&run.done_seq), FUTEX_WAIT_PRIVATE, seq,
+            &timeout, nullptr, 0);
+  }
+}
+
+// The driver's part of one run, on the calling thread. Returns the rounds it made.
+absl::StatusOr<uint64_t> drive(RunState& run, const RunLimits& limits, double start,
+                               const char** stop) {
+  const ConnectionSet& conns = run.conns;
+  const int n = conns.size();
+  const uint64_t max_iter = std::max<uint64_t>(1, limits.max_iterations);
+  uint64_t rounds = 0;
+  auto time_left = [&] { return now_s(CLOCK_MONOTONIC) - start < limits.duration_s; };
+  switch (run.config.pattern) {
+    case Pattern::kBurst:
+      for (uint64_t base = 0; time_left(); base += static_cast<uint64_t>(n)) {
+        if (rounds == max_iter) {
+          *stop = "iterations";
+          break;
+        }
+        run.target.store(base + static_cast<uint64_t>(n));
+        for (int i = 0; i < n; ++i) {
+          if (auto s = poke(conns, i); !s.ok()) return s;
+        }
+        if (!wait_consumed(run, base + static_cast<uint64_t>(n))) {
+          return absl::InternalError("burst round " + std::to_string(rounds) + ": only " +
+                                     std::to_string(run.consumed.load() - base) + " of " +
+                                     std::to_string(n) + " events consumed; events were lost");
+        }
+        ++rounds;
+      }
+      break;
+    case Pattern::kTrickle: {
+      std::mt19937 rng(12345);  // fixed seed: every design gets the same socket order
+      std::uniform_int_distribution<int> pick(0, n - 1);
+      for (uint64_t base = 0; time_left(); ++base) {
+        if (rounds == max_iter) {
+          *stop = "iterations";
+          break;
+        }
+        run.target.store(base + 1);
+        if (auto s = poke(conns, pick(rng)); !s.ok()) return s;
+        if (!wait_consumed(run, base + 1)) {
+          return absl::InternalError("trickle event " + std::to_string(rounds) +
+                                     " was never consumed; events were lost");
+        }
+        ++rounds;
+      }
+      break;
+    }
+    case Pattern::kStayReady:
+      for (int i = 0; i < n; ++i) {
+        if (auto s = poke(conns, i); !s.ok()) return s;
+      }
+      rounds = 1;
+      while (time_left()) {
+        uint64_t handled = 0;
+        for (const ThreadStats& st : run.stats) {
+          handled += st.progress.load(std::memory_order_relaxed);
+        }
+        if (handled >= max_iter) {
+          *stop = "iterations";
+          break;
+        }
+        timespec pause{.tv_sec = 0, .tv_nsec = 2'000'000};
+        nanosleep(&pause, nullptr);
+      }
+      break;
+  }
+  return rounds;
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns,
+                                   const RunLimits& limits, int repeat) {
+  int stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd < 0) return errno_status(errno, "eventfd");
+  RunResult result{.config = config, .repeat = repeat};
+  absl::Status status;
+  {
+    RunState run(config, conns, stop_fd);
+    std::unique_ptr<PollDesign> design = make_design(run);
+    status = design->setup();
+    if (status.ok()) {
+      std::latch ready(config.threads);
+      std::latch go(1);
+      std::vector<std::thread> workers;
+      workers.reserve(static_cast<size_t>(config.threads));
+      for (int t = 0; t < config.threads; ++t) {
+        workers.emplace_back([&, t] {
+          ready.count_down();
+          go.wait();
+          double cpu0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+          design->run_worker(t);
+          run.stats[static_cast<size_t>(t)].cpu_ns =
+              static_cast<uint64_t>((now_s(CLOCK_THREAD_CPUTIME_ID) - cpu0) * 1e9);
+        });
+      }
+      ready.wait();
+      Usage process0 = usage(RUSAGE_SELF), driver0 = usage(RUSAGE_THREAD);
+      double driver_cpu0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+      double start = now_s(CLOCK_MONOTONIC);
+      go.count_down();
+
+      auto rounds = drive(run, limits, start, &result.stop);
+
+      run.stop.store(true);
+      uint64_t one = 1;
+      if (write(stop_fd, &one, sizeof one) != sizeof one) {
+        std::fprintf(stderr, "storm: eventfd write: %s\n", errno_description(errno));
+      }
+      design->wake_all();
+      result.wall_s = now_s(CLOCK_MONOTONIC) - start;
+      for (auto& w : workers) w.join();
+      double driver_cpu = now_s(CLOCK_THREAD_CPUTIME_ID) - driver_cpu0;
+      Usage process1 = usage(RUSAGE_SELF), driver1 = usage(RUSAGE_THREAD);
+
+      if (!rounds.ok()) {
+        status = rounds.status();
+      } else {
+        result.rounds = *rounds;
+        result.cpu_s = process1.cpu_s - process0.cpu_s - driver_cpu;
+        result.vcsw = (process1.nvcsw - process0.nvcsw) - (driver1.nvcsw - driver0.nvcsw);
+        result.total_cpu_s = process1.cpu_s - process0.cpu_s;
+        result.total_vcsw = process1.nvcsw - process0.nvcsw;
+        for (const ThreadStats& st : run.stats) {
+          result.sum.polls += st.polls;
+          result.sum.polled_events += st.polled_events;
+          result.sum.handled += st.handled;
+          result.sum.stale_events += st.stale_events;
+          result.sum.spurious += st.spurious;
+          result.sum.idle_timeouts += st.idle_timeouts;
+          result.sum.poll_wall_ns += st.poll_wall_ns;
+          result.sum.poll_cpu_ns += st.poll_cpu_ns;
+          result.sum.cpu_ns += st.cpu_ns;
+        }
+        result.events = result.sum.handled;
+      }
+    }
+  }  // epoll instances closed here, after the workers were joined
+  close(stop_fd);
+  conns.drain();
+  if (!status.ok()) return status;
+  return result;
+}
+
+}  // namespace shardloop::bench::storm
