@@ -11,8 +11,12 @@
 //     a successful one resets it;
 //   - a park whose timer is due sooner than the spin window does not spin (it would be a
 //     busy-wait for the timer);
-//   - at most max(1, CPUs / 2) workers of a runtime spin at once (SpinGate), so spinners never
-//     take every CPU from the threads that produce their work.
+//   - a spinner needs a CPU that no worker would otherwise use: with W workers on C CPUs, at
+//     most min(max(1, C / 2), C - W) workers spin at once (SpinGate), and none when W >= C.
+//     Measured on 2 cores (bench/storm, burst, N = 1024): with 1 worker the spare CPU makes
+//     spinning pay (+11% events/s over sharded); with 8 or 64 workers a spinner takes the CPU
+//     from the threads that produce its events (the client, the other workers) and adaptive ran
+//     12-26% below sharded until spinning was limited to spare CPUs.
 //
 // Why these numbers: on this project's 2-core test machines a park-and-wake round trip costs
 // ~10-20 µs of CPU across both threads (eventfd write, futex wake, two switches), so a 20 µs
@@ -69,7 +73,8 @@ class SpinPolicy {
 
 class SpinGate {
  public:
-  explicit SpinGate(size_t cpus) : limit_(std::max<size_t>(1, cpus / 2)) {}
+  SpinGate(size_t cpus, size_t workers)
+      : limit_(workers >= cpus ? 0 : std::min(std::max<size_t>(1, cpus / 2), cpus - workers)) {}
 
   bool try_enter() {
     if (spinning_.fetch_add(1, std::memory_order_relaxed) < limit_) return true;

@@ -65,7 +65,7 @@ absl::Status Runtime::start() {
     shared_epoll_ = std::move(*shared);
   }
   steal_coordinator_ = std::make_unique<StealCoordinator>(n);
-  spin_gate_ = std::make_unique<SpinGate>(cpus.size());
+  spin_gate_ = std::make_unique<SpinGate>(cpus.size(), n);
   for (size_t i = 0; i < n; ++i) {
     int cpu = options_.pin_cpus ? cpus[i % cpus.size()] : -1;
     workers_.push_back(std::unique_ptr<Worker>(new Worker(*this, i, n, *backend, cpu)));

@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "bench/storm/runtime_design.h"
 #include "runtime/errno_status.h"
 
 namespace shardloop::bench::storm {
@@ -343,6 +344,18 @@ const char* design_name(Design d) {
       return "global";
     case Design::kThrottled:
       return "throttled";
+    case Design::kRtSharded:
+      return "rt-sharded";
+    case Design::kRtGlobal:
+      return "rt-global";
+    case Design::kRtThrottled:
+      return "rt-throttled";
+    case Design::kRtAdaptive:
+      return "rt-adaptive";
+    case Design::kRtShardedUring:
+      return "rt-sharded-uring";
+    case Design::kRtAdaptiveUring:
+      return "rt-adaptive-uring";
   }
   return "?";
 }
@@ -379,8 +392,9 @@ std::unique_ptr<PollDesign> make_design(RunState& run) {
       return std::make_unique<Global>(run);
     case Design::kThrottled:
       return std::make_unique<Throttled>(run);
+    default:
+      return make_runtime_design(run);
   }
-  return nullptr;
 }
 
 }  // namespace shardloop::bench::storm

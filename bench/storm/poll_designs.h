@@ -44,7 +44,23 @@
 
 namespace shardloop::bench::storm {
 
-enum class Design { kSharded, kGlobal, kThrottled };
+// The first three are the bare designs on raw epoll (above); the rt-* ones are the shardloop
+// Runtime itself in each poll mode (runtime_design.h).
+enum class Design {
+  kSharded,
+  kGlobal,
+  kThrottled,
+  kRtSharded,
+  kRtGlobal,
+  kRtThrottled,
+  kRtAdaptive,
+  kRtShardedUring,
+  kRtAdaptiveUring,
+};
+inline constexpr Design kAllDesigns[] = {
+    Design::kSharded,    Design::kGlobal,         Design::kThrottled,
+    Design::kRtSharded,  Design::kRtGlobal,       Design::kRtThrottled,
+    Design::kRtAdaptive, Design::kRtShardedUring, Design::kRtAdaptiveUring};
 enum class Pattern { kBurst, kTrickle, kStayReady };
 enum class Arm { kOneshot, kEdge };
 

@@ -25,12 +25,15 @@
 #include "absl/strings/string_view.h"
 #include "bench/storm/connection_set.h"
 #include "bench/storm/poll_designs.h"
+#include "bench/storm/runtime_design.h"
 #include "bench/storm/storm_run.h"
 #include "examples/common/cli.h"
 #include "gflags/gflags.h"
 
 DEFINE_string(design, "sharded,global,throttled",
-              "comma-separated poll designs: sharded, global, throttled");
+              "comma-separated poll designs: sharded, global, throttled (bare, raw epoll); "
+              "rt-sharded, rt-global, rt-throttled, rt-adaptive (the runtime on epoll); "
+              "rt-sharded-uring, rt-adaptive-uring (the runtime on io_uring)");
 DEFINE_string(threads, "1,2,4", "comma-separated worker thread counts");
 DEFINE_int32(connections, 1024, "connection pairs N (2N file descriptors)");
 DEFINE_string(transport, "tcp", "tcp (127.0.0.1) or unix (socketpair)");
@@ -88,8 +91,10 @@ const char* kCsvHeader =
 void report(const RunResult& r, int n) {
   const Derived d = derive(r);
   const RunConfig& c = r.config;
-  const char* arm =
-      c.design == Design::kSharded || c.pattern == Pattern::kStayReady ? "level" : arm_name(c.arm);
+  const char* arm = c.design == Design::kSharded || is_runtime_design(c.design) ||
+                            c.pattern == Pattern::kStayReady
+                        ? "level"
+                        : arm_name(c.arm);
   const bool ok = wall_ok(r.wall_s, r.stop);
   char text[640];
   std::snprintf(text, sizeof text,
@@ -123,15 +128,13 @@ void report(const RunResult& r, int n) {
 }
 
 bool parse_design(absl::string_view s, Design* d) {
-  if (s == "sharded")
-    *d = Design::kSharded;
-  else if (s == "global")
-    *d = Design::kGlobal;
-  else if (s == "throttled")
-    *d = Design::kThrottled;
-  else
-    return false;
-  return true;
+  for (Design candidate : kAllDesigns) {
+    if (s == design_name(candidate)) {
+      *d = candidate;
+      return true;
+    }
+  }
+  return false;
 }
 
 int fail_flag(const std::string& what) {

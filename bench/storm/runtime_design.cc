@@ -1,0 +1,144 @@
+#include "bench/storm/runtime_design.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/async_fd.h"
+#include "runtime/errno_status.h"
+#include "runtime/runtime.h"
+
+namespace shardloop::bench::storm {
+namespace {
+
+struct ModeAndBackend {
+  PollMode mode;
+  Backend backend;
+};
+
+ModeAndBackend mode_of(Design d) {
+  switch (d) {
+    case Design::kRtGlobal:
+      return {PollMode::kGlobal, Backend::kEpoll};
+    case Design::kRtThrottled:
+      return {PollMode::kThrottled, Backend::kEpoll};
+    case Design::kRtAdaptive:
+      return {PollMode::kAdaptive, Backend::kEpoll};
+    case Design::kRtShardedUring:
+      return {PollMode::kSharded, Backend::kIoUring};
+    case Design::kRtAdaptiveUring:
+      return {PollMode::kAdaptive, Backend::kIoUring};
+    default:
+      return {PollMode::kSharded, Backend::kEpoll};
+  }
+}
+
+class RuntimeDesign final : public PollDesign {
+ public:
+  explicit RuntimeDesign(RunState& run)
+      : run_(run), bytes_(static_cast<size_t>(run.config.threads)) {}
+
+  ~RuntimeDesign() override {
+    // Stopping destroys the connection coroutines on their workers, which closes the dups.
+    if (rt_ != nullptr) rt_->stop();
+  }
+
+  absl::Status setup() override {
+    if (run_.config.pattern == Pattern::kStayReady) {
+      return absl::UnimplementedError(
+          "stay-ready does not apply to the runtime: it registers sockets edge-triggered and "
+          "reads what is ready, so it never repeats a level-triggered poll over unread sockets");
+    }
+    const ModeAndBackend mb = mode_of(run_.config.design);
+    const size_t workers = static_cast<size_t>(run_.config.threads);
+    rt_ = std::make_unique<Runtime>(
+        RuntimeOptions{.workers = workers, .backend = mb.backend, .poll_mode = mb.mode});
+    if (auto s = rt_->start(); !s.ok()) return s;
+    const int n = run_.conns.size();
+    for (int i = 0; i < n; ++i) {
+      int fd = ::dup(run_.conns.worker_fd(i));
+      if (fd < 0) return errno_status(errno, "dup");
+      const size_t w = static_cast<size_t>(i) % workers;
+      rt_->spawn_on(w, [this, fd, w]() -> Task<void> { return serve(fd, w); });
+    }
+    // Every connection adopted, then a moment for the workers to park.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (adopted_.load() < n) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("only ", adopted_.load(), " of ", n, " connections were adopted"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (failed_.load() > 0) {
+      return absl::InternalError(absl::StrCat(failed_.load(), " connections could not be adopted"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    before_.clear();
+    for (size_t w = 0; w < workers; ++w) before_.push_back(rt_->worker(w).stats());
+    return absl::OkStatus();
+  }
+
+  // The runtime's workers do the work; the storm's thread t only waits for the end of the run.
+  void run_worker(int /*t*/) override { done_.wait(false); }
+
+  // Driver, at the end of the run: the workers' counters become the run's figures.
+  void wake_all() override {
+    for (size_t w = 0; w < before_.size(); ++w) {
+      const WorkerStats after = rt_->worker(w).stats();
+      ThreadStats& st = run_.stats[w];
+      st.polls = after.polls - before_[w].polls;
+      st.polled_events = after.events - before_[w].events;
+      st.handled = bytes_[w].v.load(std::memory_order_relaxed);
+      st.poll_wall_ns = after.poll_ns - before_[w].poll_ns;
+    }
+    done_.store(true);
+    done_.notify_all();
+  }
+
+ private:
+  // One per worker; written by that worker only (relaxed: a count the driver reads at the end).
+  struct alignas(64) Count {
+    std::atomic<uint64_t> v{0};
+  };
+
+  Task<void> serve(int fd, size_t w) {
+    auto afd = AsyncFd::adopt(fd, AsyncFd::Kind::kStream);
+    if (!afd.ok()) failed_.fetch_add(1);
+    adopted_.fetch_add(1);
+    if (!afd.ok()) co_return;
+    char buf[256];
+    for (;;) {
+      auto n = co_await (*afd)->read_some(absl::MakeSpan(buf));
+      if (!n.ok() || *n == 0) co_return;
+      bytes_[w].v.store(bytes_[w].v.load(std::memory_order_relaxed) + *n,
+                        std::memory_order_relaxed);
+      run_.publish_consumed(*n);
+    }
+  }
+
+  RunState& run_;
+  std::unique_ptr<Runtime> rt_;
+  std::vector<Count> bytes_;
+  std::vector<WorkerStats> before_;
+  std::atomic<int> adopted_{0};
+  std::atomic<int> failed_{0};
+  std::atomic<bool> done_{false};
+};
+
+}  // namespace
+
+bool is_runtime_design(Design d) {
+  return d != Design::kSharded && d != Design::kGlobal && d != Design::kThrottled;
+}
+
+std::unique_ptr<PollDesign> make_runtime_design(RunState& run) {
+  return std::make_unique<RuntimeDesign>(run);
+}
+
+}  // namespace shardloop::bench::storm

@@ -1,0 +1,31 @@
+// The rt-* storm designs: the shardloop Runtime itself, in one of its poll modes and backends,
+// serving the storm's connections, so the runtime's modes are measured by the same driver, on
+// the same connections and with the same method as the bare designs.
+//
+// setup() starts a Runtime with T workers and has worker i % T adopt (a dup of) connection i's
+// worker end: one coroutine per connection, reading with AsyncFd::read_some and publishing every
+// byte to the driver as it arrives (the bare designs publish a poll's worth at a time; one atomic
+// add per event is the difference). It returns once every connection is adopted and the workers
+// are idle, so the measured part starts with parked workers, like the bare designs'. The
+// runtime's threads are its own: the storm's T worker threads only wait for the end of the run.
+//
+// Per-run figures come from the workers' own counters (WorkerStats deltas, read when the run
+// ends): polls = poller wait calls, polled_events = events dispatched (an event handed to another
+// worker by a shared mode is counted where it is dispatched), handled = bytes read,
+// poll_wall_ns = time inside poller wait calls *including time blocked in them* (the runtime
+// does not separate the two; for burst, where workers rarely block, it approximates the poll
+// call's cost), poll_cpu_ns and spurious are not measured (0). stay-ready does not apply: the
+// runtime registers sockets edge-triggered and reads what is ready, so it never repeats a
+// level-triggered poll over unread sockets; such a run fails with a message saying so.
+#pragma once
+
+#include <memory>
+
+#include "bench/storm/poll_designs.h"
+
+namespace shardloop::bench::storm {
+
+bool is_runtime_design(Design d);
+std::unique_ptr<PollDesign> make_runtime_design(RunState& run);
+
+}  // namespace shardloop::bench::storm
