@@ -3,17 +3,25 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: setup build run test test-asan test-tsan fuzz format clean
+.PHONY: setup build run run-echo test test-asan test-tsan fuzz format clean
 
 setup:
 	@bash cmake/install-deps.sh
 
 # Only what `make run` runs, so a first run on a fresh machine is quick; `make test` builds all.
 build: setup
+	@bash cmake/install-deps.sh run
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
-	cmake --build build/release -j $(JOBS) --target echo_server loadgen idle_clients
+	cmake --build build/release -j $(JOBS) --target storm echo_server loadgen idle_clients
 
+# The ready-storm comparison (bench/storm/run_storm.sh): N = 1024 connections, T = 1..64
+# threads, burst and trickle, the bare poll designs, the runtime in each poll mode and the Go
+# peer, 3 runs of 0.15 s per cell; prints the median table and writes CSV + PNG chart.
 run: build
+	NS=1024 DURATION=0.15 bash bench/storm/run_storm.sh build/release
+
+# The echo benchmark that `make run` used to be: echo_server vs loadgen, pipeline 1 and 16.
+run-echo: build
 	bash bench/run_echo.sh build/release
 
 test: setup

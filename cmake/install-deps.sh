@@ -9,6 +9,10 @@ packages=(
   build-essential cmake pkg-config
   liburing-dev libabsl-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
+if [ "${1:-}" = "run" ]; then
+  # `make run` (bench/storm/run_storm.sh): gnuplot draws the chart, Go builds the Go peer.
+  packages+=(gnuplot-nox golang-go)
+fi
 if [ "${1:-}" = "fuzz" ]; then
   # libFuzzer targets: clang and its fuzzer/sanitizer runtime.
   packages+=(clang libclang-rt-14-dev)

@@ -12,10 +12,12 @@
 #
 # Usage: bench/storm/run_storm.sh [BUILD_DIR]     (default build/release; storm is built there,
 #                                                  Release, if missing)
-#   env: NS="1024 4096" THREADS="1 2 4 8 16 32 64" DESIGNS="sharded global throttled"
+#   env: NS="1024 4096" THREADS="1 2 4 8 16 32 64" DESIGNS="sharded global throttled rt-sharded
+#        rt-global rt-throttled rt-adaptive rt-adaptive-uring" (rt-sharded-uring also exists)
 #        PATTERNS="burst trickle" (or stay-ready) REPEATS=3 DURATION=0.25 (seconds per run)
 #        TRANSPORT=tcp|unix MAX_EVENTS=128 ARM=oneshot|edge GO=auto|off OUT=BUILD_DIR/storm.csv
-# The defaults make 336 runs (252 storm + 84 Go) and take about 2 minutes; DURATION=2 gives
+# The defaults (2 N x 2 patterns x 7 T x 3 repeats x 8 designs + Go) take about 4 minutes;
+# `make run` (NS=1024 DURATION=0.15) about 95 s; DURATION=2 gives
 # steadier numbers. N needs 2N file descriptors: an N that does not fit the hard open-file limit
 # is skipped with a message.
 set -euo pipefail
@@ -23,7 +25,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(realpath -m "${1:-$root/build/release}")
 ns=${NS:-"1024 4096"}
 threads=${THREADS:-"1 2 4 8 16 32 64"}
-designs=${DESIGNS:-"sharded global throttled"}
+designs=${DESIGNS:-"sharded global throttled rt-sharded rt-global rt-throttled rt-adaptive rt-adaptive-uring"}
 patterns=${PATTERNS:-"burst trickle"}
 repeats=${REPEATS:-3}
 duration=${DURATION:-0.25}
@@ -40,7 +42,9 @@ die() {
 for v in repeats max_events; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"; done
 [[ $duration =~ ^[0-9]*\.?[0-9]+$ ]] || die "DURATION must be a number of seconds"
 for n in $ns $threads; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "NS and THREADS take positive integers"; done
-for d in $designs; do [[ $d =~ ^(sharded|global|throttled)$ ]] || die "unknown design '$d'"; done
+for d in $designs; do
+  [[ $d =~ ^(rt-)?(sharded|global|throttled|adaptive)(-uring)?$ ]] || die "unknown design '$d'"
+done
 for p in $patterns; do [[ $p =~ ^(burst|trickle|stay-ready)$ ]] || die "unknown pattern '$p'"; done
 [[ $transport =~ ^(tcp|unix)$ ]] || die "TRANSPORT must be tcp or unix"
 [[ $arm =~ ^(oneshot|edge)$ ]] || die "ARM must be oneshot or edge"
@@ -139,7 +143,8 @@ echo "Median of $repeats runs by events/s [min-max]; cpu_s/Mev: CPU seconds per 
   "share of the workers' CPU; spur/ev: polls with nothing (fresh) to handle plus futile" \
   "wakeups, per event; vcsw/1k: voluntary context switches per 1000 events, workers only" \
   "(*: whole process). '-': Go cannot report it."
-awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$designs go" '
+medians=$tmp/medians.txt
+awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$designs go" -v med="$medians" '
   function val(x) { return x == "NA" ? "-" : x }
   {
     # impl,design,...: columns as in the CSV header minus commit,kernel
@@ -151,7 +156,7 @@ awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$d
   }
   function fmt(x, p) { return x == "NA" ? "-" : sprintf(p, x) }
   END {
-    printf "%-10s %5s %3s %-9s %10s %21s %8s %8s %17s %7s %6s %6s %8s %8s %7s\n", "pattern", "N", "T",
+    printf "%-10s %5s %3s %-17s %10s %21s %8s %8s %17s %7s %6s %6s %8s %8s %7s\n", "pattern", "N", "T",
       "design", "events/s", "[min-max]", "cpu/Mev", "process", "[min-max]", "poll ns", "cpu ns",
       "share", "ev/poll", "vcsw/1k", "spur/ev"
     np = split(patterns, P, " "); nn = split(ns, N, " "); nt = split(threads, T, " ")
@@ -170,19 +175,48 @@ awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$d
           if (lo == "" || x < lo) lo = x
           if (hi == "" || x > hi) hi = x
         }
-        printf "%-10s %5d %3d %-9s %10.0f %10.0f-%-10.0f %8s %8.3f %8.3f-%-8.3f %7s %6s %6s %8s %8s %7s%s\n",
+        printf "%-10s %5d %3d %-17s %10.0f %10.0f-%-10.0f %8s %8.3f %8.3f-%-8.3f %7s %6s %6s %8s %8s %7s%s\n",
           P[a], N[b], T[c], D[e], f[16], eps[key, idx[1]], eps[key, idx[n]],
           fmt(f[18], "%.3f"), f[27], lo, hi, fmt(f[19], "%.0f"), fmt(f[20], "%.0f"),
           (f[21] == "NA" ? "-" : sprintf("%.0f%%", 100 * f[21])), fmt(f[22], "%.1f"),
           (f[23] == "NA" ? sprintf("%.1f*", f[28]) : sprintf("%.1f", f[23])), (f[24] == "NA" ? "-" : sprintf("%.3f", f[24])),
           (late[key] ? "  (" late[key] " run(s) off --duration by >20%)" : "")
+        printf "%s %d %d %s %.0f %.4f\n", P[a], N[b], T[c], D[e], f[16], f[27] > med
       }
     }
   }' "$raw"
 echo "raw runs: $out"
-if dpkg -l gnuplot python3-matplotlib 2>/dev/null | grep -q '^ii'; then
-  echo "chart: not drawn (not implemented yet; the CSV has every point)"
+chart=${out%.csv}.png
+if command -v gnuplot >/dev/null; then
+  first_n=${ns%% *}
+  set -- $patterns
+  {
+    echo "set terminal pngcairo size 1400,$((450 * $#)) noenhanced"
+    echo "set output '$chart'"
+    echo "set multiplot layout $#,2 title 'ready storm, N = $first_n, commit $commit (median of $repeats runs)'"
+    echo "set logscale x 2; set xlabel 'threads (T)'; set key outside right; set grid"
+    for p in $patterns; do
+      for metric in "5:events/s" "6:CPU s per million events (process)"; do
+        col=${metric%%:*}
+        echo "set title '$p: ${metric#*:}'"
+        echo -n "plot"
+        sep=""
+        for d in $designs go; do
+          grep -q "^$p $first_n [0-9]* $d " "$medians" || continue
+          echo -n "$sep '< grep \"^$p $first_n [0-9]* $d \" $medians' using 3:$col with linespoints title '$d'"
+          sep=","
+        done
+        echo
+      done
+    done
+    echo "unset multiplot"
+  } > "$tmp/chart.gp"
+  if gnuplot "$tmp/chart.gp" 2> "$tmp/gnuplot.err"; then
+    echo "chart: $chart"
+  else
+    echo "chart: not drawn (gnuplot failed: $(head -c 300 "$tmp/gnuplot.err"))"
+  fi
 else
-  echo "chart: not drawn (neither gnuplot nor python3-matplotlib is installed)"
+  echo "chart: not drawn (gnuplot is not installed: apt-get install gnuplot-nox)"
 fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $(($(date +%s) - start)) s"

@@ -49,10 +49,9 @@ class RuntimeDesign final : public PollDesign {
   }
 
   absl::Status setup() override {
-    if (run_.config.pattern == Pattern::kStayReady) {
-      return absl::UnimplementedError(
-          "stay-ready does not apply to the runtime: it registers sockets edge-triggered and "
-          "reads what is ready, so it never repeats a level-triggered poll over unread sockets");
+    if (auto usable = runtime_design_usable(run_.config.design, run_.config.pattern);
+        !usable.ok()) {
+      return usable;
     }
     const ModeAndBackend mb = mode_of(run_.config.design);
     const size_t workers = static_cast<size_t>(run_.config.threads);
@@ -135,6 +134,19 @@ class RuntimeDesign final : public PollDesign {
 
 bool is_runtime_design(Design d) {
   return d != Design::kSharded && d != Design::kGlobal && d != Design::kThrottled;
+}
+
+absl::Status runtime_design_usable(Design d, Pattern pattern) {
+  if (!is_runtime_design(d)) return absl::OkStatus();
+  if (pattern == Pattern::kStayReady) {
+    return absl::UnimplementedError(
+        "stay-ready does not apply to the runtime: it registers sockets edge-triggered and "
+        "reads what is ready, so it never repeats a level-triggered poll over unread sockets");
+  }
+  if (mode_of(d).backend == Backend::kIoUring) {
+    if (auto b = resolve_backend(Backend::kIoUring); !b.ok()) return b.status();
+  }
+  return absl::OkStatus();
 }
 
 std::unique_ptr<PollDesign> make_runtime_design(RunState& run) {

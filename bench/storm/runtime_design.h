@@ -21,11 +21,15 @@
 
 #include <memory>
 
+#include "absl/status/status.h"
 #include "bench/storm/poll_designs.h"
 
 namespace shardloop::bench::storm {
 
 bool is_runtime_design(Design d);
+// OK for a bare design, or a runtime design whose backend this kernel offers and which applies to
+// `pattern`; otherwise the reason it cannot run.
+absl::Status runtime_design_usable(Design d, Pattern pattern);
 std::unique_ptr<PollDesign> make_runtime_design(RunState& run);
 
 }  // namespace shardloop::bench::storm

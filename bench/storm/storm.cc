@@ -192,6 +192,16 @@ int main(int argc, char** argv) {
   if (FLAGS_max_events < 1) return fail_flag("--max_events must be positive");
   if (!(FLAGS_duration > 0)) return fail_flag("--duration must be positive");
   if (FLAGS_repeats < 1) return fail_flag("--repeats must be positive");
+  // Runtime designs that cannot run here are left out with the reason, not failed.
+  std::erase_if(designs, [&](Design d) {
+    absl::Status usable = runtime_design_usable(d, pattern);
+    if (!usable.ok()) {
+      std::fprintf(stderr, "storm: skipping %s: %s\n", design_name(d),
+                   std::string(usable.message()).c_str());
+    }
+    return !usable.ok();
+  });
+  if (designs.empty()) return 3;  // nothing to run (run_storm.sh treats 3 as "skipped")
 
   const int n = FLAGS_connections;
   const int max_threads = *std::max_element(threads.begin(), threads.end());
