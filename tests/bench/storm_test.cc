@@ -8,6 +8,7 @@
 
 #include "bench/storm/connection_set.h"
 #include "bench/storm/poll_designs.h"
+#include "bench/storm/runtime_design.h"
 #include "bench/storm/storm_run.h"
 #include "gtest/gtest.h"
 
@@ -100,6 +101,24 @@ INSTANTIATE_TEST_SUITE_P(EdgeTriggered, StormDesignTest,
                                           testing::Values(Arm::kEdge),
                                           testing::Values(Transport::kTcp)),
                          param_name);
+
+// The runtime in each poll mode, driven like the bare designs: every event consumed exactly once
+// (no stale events: only a connection's owner reads it), nothing left readable.
+INSTANTIATE_TEST_SUITE_P(Runtime, StormDesignTest,
+                         testing::Combine(testing::Values(Design::kRtSharded, Design::kRtGlobal,
+                                                          Design::kRtThrottled,
+                                                          Design::kRtAdaptive),
+                                          testing::Values(Pattern::kBurst, Pattern::kTrickle),
+                                          testing::Values(Arm::kOneshot),
+                                          testing::Values(Transport::kTcp)),
+                         param_name);
+
+TEST(StormRuntimeDesignTest, StayReadyIsRefusedWithTheReason) {
+  absl::Status s = runtime_design_usable(Design::kRtSharded, Pattern::kStayReady);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(s.message().find("edge-triggered"), std::string::npos);
+  EXPECT_TRUE(runtime_design_usable(Design::kSharded, Pattern::kStayReady).ok());
+}
 
 TEST(StormConnectionSetTest, DrainDiscardsPendingBytes) {
   auto conns = ConnectionSet::open(Transport::kTcp, 3);
