@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -163,11 +164,16 @@ struct Connection::State {
   }
 
   // From now on a read that would wait fails (Cancelled "connection draining"), and so does
-  // the one waiting now. Data already received is still returned.
+  // the one waiting now, unless bytes have already reached the socket: then their readiness is
+  // on its way to this worker (in the poll batch, or handed over by another worker in a shared
+  // poll mode), and the waiting read gets them; the read after it fails. Data already received
+  // is always returned, so a request the peer sent before the drain is never cut off.
   void stop_waiting_reads() {
     if (fd->closed()) return;
     read_interruption = Interruption::kDraining;
     fd->fail_blocking_reads(ESHUTDOWN);
+    int pending = 0;
+    if (::ioctl(fd->fd(), FIONREAD, &pending) == 0 && pending > 0) return;
     fd->interrupt_waiters(ESHUTDOWN, /*reads=*/true, /*writes=*/false);
   }
 

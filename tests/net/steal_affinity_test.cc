@@ -36,7 +36,6 @@ using namespace std::chrono_literals;
 struct Shared {
   std::atomic<int> target_worker{-1};  // where the target's handler last resumed
   std::atomic<int> hog_worker{-1};
-  std::atomic<uint64_t> target_affinity{0};
   std::atomic<bool> affinity_changed{false};
   std::atomic<size_t> offloads_on[2] = {};
 };
@@ -65,14 +64,15 @@ Task<void> handler(Shared* sh, net::Connection conn) {
   const char where = static_cast<char>('0' + Worker::current()->index());
   if (!(co_await conn.write(absl::MakeConstSpan(&where, 1))).ok()) co_return;
   const bool target = role == 'T';
-  if (target) sh->target_affinity.store(conn.affinity());
+  // Each handler checks its own connection's key (a rejected placement's handler may still run).
+  const uint64_t key = conn.affinity();
   for (;;) {
     auto chunk = co_await conn.read_chunk();
     if (!chunk.ok() || chunk->empty()) break;
     const int w = static_cast<int>(Worker::current()->index());
     if (target) {
       sh->target_worker.store(w);
-      if (conn.affinity() != sh->target_affinity.load()) sh->affinity_changed = true;
+      if (conn.affinity() != key) sh->affinity_changed = true;
       conn.spawn_offload(offloaded_work(sh));
       spin_for(100us);
     } else {
