@@ -240,7 +240,7 @@ void UringPoller::recycle_buffer(uint16_t id) {
   // Publishes the descriptor to the kernel (a release store of the ring tail).
   io_uring_buf_ring_advance(buf_ring_, 1);
   ++counters_.buffer_refills;
-  buffers_recycled_ = true;
+  if (buffers_lent_ > 0) --buffers_lent_;
 }
 
 void UringPoller::notify_when_buffers_available(uint64_t token) {
@@ -250,6 +250,9 @@ void UringPoller::notify_when_buffers_available(uint64_t token) {
 absl::StatusOr<size_t> UringPoller::wait(absl::Span<PollEvent> out, int64_t timeout_ns) {
   if (out.empty()) return absl::InvalidArgumentError("Poller::wait needs room for one event");
   ++counters_.wait_calls;
+  // Starved receivers that can be told now must not wait behind a blocking enter: the buffers
+  // they need are free already, and nothing else may ever complete.
+  if (buffer_waiters_can_run()) timeout_ns = 0;
   // Already-posted completions with nothing to submit and no intent to block: skip the kernel.
   const bool skip_enter = timeout_ns == 0 && pending_sqes_ == 0 && io_uring_cq_ready(&ring_) > 0;
   if (!skip_enter) {
@@ -276,8 +279,8 @@ absl::StatusOr<size_t> UringPoller::wait(absl::Span<PollEvent> out, int64_t time
     // must not block, so record it and let the caller poll again soon.
     ++counters_.cq_overflows;
   }
-  // After an ENOBUFS, tell the starved receivers once buffers have been recycled.
-  if (buffers_recycled_ && !buffer_waiters_.empty()) {
+  // After an ENOBUFS, tell the starved receivers once the ring holds a free buffer again.
+  if (buffer_waiters_can_run()) {
     while (!buffer_waiters_.empty() && written < out.size()) {
       out[written++] =
           PollEvent{with_op(buffer_waiters_.back(), io_ops::kBuffersAvailable), 0, 0, 0};
@@ -325,8 +328,8 @@ size_t UringPoller::reap(absl::Span<PollEvent> out) {
       }
     } else if (op_of(token) == io_ops::kRecv && cqe->res == -ENOBUFS) {
       ++counters_.enobufs;
-      buffers_recycled_ = false;
     }
+    if (cqe->flags & IORING_CQE_F_BUFFER) ++buffers_lent_;
     out[written++] = ev;
   }
   io_uring_cq_advance(&ring_, seen);

@@ -56,6 +56,9 @@ class UringPoller final : public Poller, public CompletionIo {
   absl::Status arm_poll(int fd, uint64_t token, uint32_t interest);
   absl::Status arm_wakeup();
   size_t reap(absl::Span<PollEvent> out);
+  bool buffer_waiters_can_run() const {
+    return !buffer_waiters_.empty() && buffers_lent_ < buffer_count_;
+  }
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -70,7 +73,11 @@ class UringPoller final : public Poller, public CompletionIo {
   unsigned buffer_count_ = 0;
   unsigned buffer_size_ = 0;
   std::vector<uint64_t> buffer_waiters_;  // tokens to tell once buffers are back
-  bool buffers_recycled_ = false;         // since the last ENOBUFS was reported
+  // Buffers a reaped completion handed out and recycle_buffer() has not returned yet. Waiters
+  // are told whenever this is below buffer_count_, i.e. the ring holds a free buffer: the state
+  // of the ring, not the order of events, decides (a recycle may precede the reaping of an
+  // ENOBUFS the kernel posted before it, and then no later recycle may ever come).
+  unsigned buffers_lent_ = 0;
 
   // Readiness registrations, so a multishot poll that the kernel ends can be re-armed.
   struct PollReg {
