@@ -120,7 +120,7 @@ class Connection {
   // tagged with affinity() (Worker::spawn_stealable), so that an idle worker may take it. The
   // task must not touch the connection or anything else of this worker (it may run anywhere);
   // hand results back with Worker::post or submit_to. When one other worker keeps starting
-  // these tasks, the rebalancer moves the connection there (steal affinity, net/rebalancer.h).
+  // these tasks, the rebalancer moves the connection there (steal affinity, scheduler/rebalancer.h).
   // Call on the owner.
   void spawn_offload(Task<void> task);
   // The same for work whose result the handler needs: co_await conn.offload(fn) runs `fn` as a

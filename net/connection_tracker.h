@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "net/connection.h"
+#include "runtime/migratable_set.h"
 
 namespace shardloop::net {
 
@@ -35,10 +36,7 @@ class ConnectionTracker {
   // sample, plus any tracked connection whose key is in `also` (those with steal hints), and a
   // move by id (Connection::migrate; fails if the connection has gone or is moving). The id is
   // the connection's affinity() key. Every tracked connection's read count restarts.
-  struct Sample {
-    uint64_t id;
-    uint64_t reads;
-  };
+  using Sample = MigratableSet::Sample;
   std::vector<Sample> sample(size_t top, absl::Span<const uint64_t> also = {});
   absl::Status migrate(uint64_t id, Worker& target);
 

@@ -216,6 +216,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::listen(Runtime& runtime, const A
     group->push_back(std::shared_ptr<ConnectionTracker>(shard, &shard->connections));
   }
   for (auto& shard : server->shards_) shard->connections.set_group(group);
+  server->trackers_ = std::move(group);
   if (options.steering == Steering::kCpu) {
     std::vector<int> cpus;
     for (size_t w = 0; w < runtime.size(); ++w) cpus.push_back(runtime.worker(w).cpu());
@@ -269,11 +270,40 @@ void Server::drain() {
   }
 }
 
-std::shared_ptr<ConnectionTracker> Server::tracker(size_t w) const {
-  for (const auto& shard : shards_) {
-    if (shard->worker == w) return std::shared_ptr<ConnectionTracker>(shard, &shard->connections);
+namespace {
+
+// The shards' trackers, held weakly: a shard that has ended has no connections to offer.
+class ServerConnections final : public MigratableSet {
+ public:
+  explicit ServerConnections(std::shared_ptr<const ConnectionTracker::Group> trackers)
+      : trackers_(std::move(trackers)) {}
+
+  size_t count_on(size_t w) override {
+    auto tracker = on(w);
+    return tracker != nullptr ? tracker->size() : 0;
   }
-  return nullptr;
+  std::vector<Sample> sample_on(size_t w, size_t top, absl::Span<const uint64_t> also) override {
+    auto tracker = on(w);
+    return tracker != nullptr ? tracker->sample(top, also) : std::vector<Sample>{};
+  }
+  absl::Status migrate_on(size_t w, uint64_t id, Worker& target) override {
+    auto tracker = on(w);
+    if (tracker == nullptr) return absl::NotFoundError("no server shard on that worker");
+    return tracker->migrate(id, target);
+  }
+
+ private:
+  std::shared_ptr<ConnectionTracker> on(size_t w) const {
+    return w < trackers_->size() ? (*trackers_)[w].lock() : nullptr;
+  }
+
+  const std::shared_ptr<const ConnectionTracker::Group> trackers_;
+};
+
+}  // namespace
+
+std::shared_ptr<MigratableSet> Server::migratable() const {
+  return std::make_shared<ServerConnections>(trackers_);
 }
 
 ServerStats Server::stats() const {

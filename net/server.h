@@ -33,6 +33,8 @@
 #include "absl/status/statusor.h"
 #include "net/address.h"
 #include "net/connection.h"
+#include "net/connection_tracker.h"
+#include "runtime/migratable_set.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
 
@@ -93,8 +95,10 @@ class Server {
   // close(), and drains every open connection (see above). Runtime::drain() calls this.
   void drain();
   ServerStats stats() const;
-  // The connections of worker `w`'s shard (owner-only object: use it on worker `w`).
-  std::shared_ptr<ConnectionTracker> tracker(size_t w) const;
+  // The server's live connections as a set that scheduler::Rebalancer can sample and move
+  // (runtime/migratable_set.h: each call runs on the worker it names). Ids are the connections'
+  // affinity() keys. Safe to keep after the server is gone: calls then find no connections.
+  std::shared_ptr<MigratableSet> migratable() const;
 
   struct Shard;
   // Counters shared with the shards, which may outlive the Server while their last connections
@@ -108,6 +112,7 @@ class Server {
   Address address_;
   Steering steering_ = Steering::kHash;
   std::vector<std::shared_ptr<Shard>> shards_;
+  std::shared_ptr<const ConnectionTracker::Group> trackers_;  // by worker, for migratable()
   uint64_t drain_hook_ = 0;
   std::atomic<bool> closed_{false};
   std::shared_ptr<Counters> counters_;

@@ -1,6 +1,6 @@
 // StealHintLedger: per affinity, who started the affinity roots this worker spawned, over one
 // sampling interval. The evidence behind "a connection whose work keeps being stolen by another
-// worker moves there" (net/rebalancer.h, scheduler/rebalance_policy.h).
+// worker moves there" (scheduler/rebalancer.h, scheduler/rebalance_policy.h).
 //
 // Entries are added in the order the owner records them: a local start when the owner starts
 // one of its own affinity roots; a steal when the owner takes the thief's record off its

@@ -38,7 +38,7 @@
 // refill from the excess once per run phase): one uncontended read-modify-write when no worker
 // is idle, which is cheap beside the coroutine frame the spawn allocated.
 //
-// Steal hints (what lets a connection follow its stolen work; net/rebalancer.h). A root spawned
+// Steal hints (what lets a connection follow its stolen work; scheduler/rebalancer.h). A root spawned
 // with a non-zero affinity remembers its origin, the worker that spawned it. Whoever starts it
 // reports that start to the origin, only while the origin collects hints:
 //  - the origin itself: StealHintLedger::record_local, directly (the ledger is owner-only);

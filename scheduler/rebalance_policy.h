@@ -1,6 +1,6 @@
 // The rebalancer's policy: a pure function from a load snapshot to a list of connection moves.
 //
-// No threads, no fds, no clock. The rebalancer mechanism (net/rebalancer.h) samples load over
+// No threads, no fds, no clock. The rebalancer mechanism (scheduler/rebalancer.h) samples load over
 // an interval, calls plan_rebalance() with the state returned by the previous call, carries out
 // the moves (Connection::migrate) and keeps the returned state for the next round. Everything
 // that decides a move is in the arguments, so the policy is tested with synthetic snapshots.

@@ -11,9 +11,9 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "net/rebalancer.h"
 #include "net/server.h"
 #include "runtime/runtime.h"
+#include "scheduler/rebalancer.h"
 
 namespace shardloop::examples {
 
@@ -21,7 +21,7 @@ namespace shardloop::examples {
 // workers (a sharded store, say). What the handler holds is destroyed after the runtime stops.
 using HandlerFactory = std::function<net::ConnectionHandler(Runtime&)>;
 
-// `rebalance`: when positive, a net::Rebalancer moves connections between workers by measured
+// `rebalance`: when positive, a scheduler::Rebalancer moves connections between workers by measured
 // load at that interval (the handler must be migratable: see Connection::migrate).
 inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_options,
                               const net::Address& address, const HandlerFactory& make_handler,
@@ -49,16 +49,16 @@ inline int serve_until_signal(const char* name, const RuntimeOptions& runtime_op
               (*server)->address().to_string().c_str(), rt.size(),
               std::string(backend_name(rt.worker(0).backend())).c_str());
   std::fflush(stdout);
-  std::unique_ptr<net::Rebalancer> rebalancer;
+  std::unique_ptr<scheduler::Rebalancer> rebalancer;
   if (rebalance > absl::ZeroDuration()) {
-    rebalancer = std::make_unique<net::Rebalancer>(rt, **server,
-                                                   net::RebalancerOptions{.interval = rebalance});
+    rebalancer = std::make_unique<scheduler::Rebalancer>(
+        rt, (*server)->migratable(), scheduler::RebalancerOptions{.interval = rebalance});
   }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   if (rebalancer != nullptr) {
-    net::RebalancerStats rs = rebalancer->stats();
+    scheduler::RebalancerStats rs = rebalancer->stats();
     std::printf("%s: rebalancer: %llu rounds, %llu moves\n", name,
                 static_cast<unsigned long long>(rs.rounds),
                 static_cast<unsigned long long>(rs.moves_started));

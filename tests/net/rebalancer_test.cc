@@ -1,7 +1,7 @@
-// The rebalancer mechanism (net/rebalancer.h) end to end: 200 busy connections all start on
+// The rebalancer mechanism (scheduler/rebalancer.h) end to end: 200 busy connections all start on
 // worker 0 (cpu steering from a client pinned to worker 0's CPU); with the rebalancer on they
 // spread to worker 1 and then stay put, with it off they stay on worker 0. On both backends.
-#include "net/rebalancer.h"
+#include "scheduler/rebalancer.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -105,8 +105,8 @@ class Rebalancing : public ::testing::TestWithParam<Backend> {
 };
 
 size_t connections_on(Runtime& rt, net::Server& server, size_t w) {
-  auto tracker = server.tracker(w);
-  return rt.call_on(w, [&] { return tracker->size(); });
+  std::shared_ptr<MigratableSet> connections = server.migratable();
+  return rt.call_on(w, [&] { return connections->count_on(w); });
 }
 
 void run_imbalance(Backend backend, bool enabled) {
@@ -123,10 +123,10 @@ void run_imbalance(Backend backend, bool enabled) {
       [&] { return connections_on(rt, **server, 0) == static_cast<size_t>(kConnections); }));
   clients.start();
   {
-    net::RebalancerOptions options;
+    scheduler::RebalancerOptions options;
     options.enabled = enabled;
     options.interval = absl::Milliseconds(50);
-    net::Rebalancer rebalancer(rt, **server, options);
+    scheduler::Rebalancer rebalancer(rt, (*server)->migratable(), options);
     const auto start = std::chrono::steady_clock::now();
     if (!enabled) {
       std::this_thread::sleep_for(1s);

@@ -1,4 +1,4 @@
-// Steal affinity end to end (net/rebalancer.h, Connection::spawn_offload): two connections on
+// Steal affinity end to end (scheduler/rebalancer.h, Connection::spawn_offload): two connections on
 // worker 0, a hog whose requests keep that worker busy and a target that offloads a small task
 // per request. Worker 0 is busy when the offloads are queued, so idle worker 1 steals them; with
 // the rebalancer on, the steal hints move the target to worker 1, its echo stream intact, and it
@@ -20,9 +20,9 @@
 #include <thread>
 #include <vector>
 
-#include "net/rebalancer.h"
 #include "net/server.h"
 #include "runtime/runtime.h"
+#include "scheduler/rebalancer.h"
 #include "tests/backend_params.h"
 #include "tests/net/test_support.h"
 #include "tests/runtime/test_util.h"
@@ -178,12 +178,12 @@ void run_scenario(const testing::RuntimeConfig& config, bool rebalancer_on) {
   std::thread hog([&] { run_hog(hog_fd, stop_hog); });
   std::thread target([&] { run_target(target_fd, stop_target, &result); });
   {
-    net::RebalancerOptions options;
+    scheduler::RebalancerOptions options;
     options.enabled = rebalancer_on;
     options.interval = absl::Milliseconds(50);
     options.policy.steal_affinity_min = 4;
     options.policy.min_source_busy = 2;  // no balancing: only steal affinity may move anything
-    net::Rebalancer rebalancer(rt, **server, options);
+    scheduler::Rebalancer rebalancer(rt, (*server)->migratable(), options);
     const auto limit = std::chrono::milliseconds(10'000 * testing::kSanitizerScale);
     if (rebalancer_on) {
       const auto start = std::chrono::steady_clock::now();
@@ -201,7 +201,7 @@ void run_scenario(const testing::RuntimeConfig& config, bool rebalancer_on) {
       EXPECT_EQ(sh.target_worker.load(), 1);
       EXPECT_GT(sh.offloads_on[0].load() + sh.offloads_on[1].load(), offloads_then)
           << "the target stopped serving after the move";
-      const net::RebalancerStats stats = rebalancer.stats();
+      const scheduler::RebalancerStats stats = rebalancer.stats();
       EXPECT_GE(stats.steal_affinity_moves, 1u);
       EXPECT_EQ(stats.steal_affinity_moves, stats.moves_planned) << "a move that was not steal "
                                                                     "affinity's";

@@ -1,4 +1,4 @@
-#include "net/rebalancer.h"
+#include "scheduler/rebalancer.h"
 
 #include <algorithm>
 #include <memory>
@@ -6,12 +6,11 @@
 #include <utility>
 #include <vector>
 
-#include "net/connection_tracker.h"
+namespace shardloop::scheduler {
 
-namespace shardloop::net {
-
-Rebalancer::Rebalancer(Runtime& runtime, Server& server, RebalancerOptions options)
-    : runtime_(runtime), server_(server), options_(std::move(options)) {
+Rebalancer::Rebalancer(Runtime& runtime, std::shared_ptr<MigratableSet> set,
+                       RebalancerOptions options)
+    : runtime_(runtime), set_(std::move(set)), options_(std::move(options)) {
   if (!options_.enabled) return;
   for (size_t w = 0; w < runtime_.size(); ++w) {
     runtime_.worker(w).set_measure_wait_cpu(true);
@@ -46,7 +45,7 @@ RebalancerStats Rebalancer::stats() const {
 }
 
 void Rebalancer::run() {
-  scheduler::RebalanceState state;
+  RebalanceState state;
   const auto interval = absl::ToChronoNanoseconds(options_.interval);
   for (;;) {
     {
@@ -59,39 +58,35 @@ void Rebalancer::run() {
   }
 }
 
-void Rebalancer::round(scheduler::RebalanceState& state) {
+void Rebalancer::round(RebalanceState& state) {
   const absl::Time now = absl::Now();
   const double seconds = absl::ToDoubleSeconds(now - last_at_);
   if (seconds <= 0) return;
-  scheduler::LoadSnapshot snapshot;
+  LoadSnapshot snapshot;
   for (size_t w = 0; w < runtime_.size(); ++w) {
-    std::shared_ptr<ConnectionTracker> tracker = server_.tracker(w);
-    // Sampled on the worker: the tracker, the connections' counters and the steal hints are
-    // its own. Connections with steal hints are candidates whatever their reads.
+    // Sampled on the worker: the objects, their counters and the steal hints are its own.
+    // Objects with steal hints are candidates whatever their reads.
     auto [stats, samples, connections, hints] = runtime_.call_on(w, [&] {
       StealHintReport report = runtime_.worker(w).take_steal_hints();
-      std::vector<ConnectionTracker::Sample> top;
-      size_t n = 0;
-      if (tracker != nullptr) {
-        std::vector<uint64_t> hinted;
-        for (const AffinitySteals& a : report.affinities) hinted.push_back(a.affinity);
-        top = tracker->sample(options_.candidates_per_worker, hinted);
-        n = tracker->size();
-      }
+      std::vector<uint64_t> hinted;
+      for (const AffinitySteals& a : report.affinities) hinted.push_back(a.affinity);
+      std::vector<MigratableSet::Sample> top =
+          set_->sample_on(w, options_.candidates_per_worker, hinted);
+      const size_t n = set_->count_on(w);
       return std::make_tuple(runtime_.worker(w).stats(), std::move(top), n, std::move(report));
     });
     hints_dropped_.fetch_add(hints.dropped, std::memory_order_relaxed);
     const WorkerStats& before = last_[w];
-    scheduler::WorkerLoad load;
+    WorkerLoad load;
     const double idle = static_cast<double>(stats.idle_ns - before.idle_ns) / 1e9;
     load.busy = std::clamp(1.0 - idle / seconds, 0.0, 1.0);
     load.events_per_sec = static_cast<double>(stats.events - before.events) / seconds;
     load.connections = connections;
     snapshot.workers.push_back(load);
     for (const auto& s : samples) {
-      scheduler::ConnectionLoad c{
+      ConnectionLoad c{
           .id = s.id, .owner = w, .events_per_sec = static_cast<double>(s.reads) / seconds};
-      // The hints are keyed by affinity, which is the tracker's id (Connection::affinity()).
+      // The hints are keyed by affinity, which is the set's id (Connection::affinity()).
       auto it =
           std::lower_bound(hints.affinities.begin(), hints.affinities.end(), s.id,
                            [](const AffinitySteals& a, uint64_t id) { return a.affinity < id; });
@@ -107,23 +102,23 @@ void Rebalancer::round(scheduler::RebalanceState& state) {
     last_[w] = stats;
   }
   last_at_ = now;
-  scheduler::RebalancePlan plan = scheduler::plan_rebalance(snapshot, options_.policy, state);
+  RebalancePlan plan = plan_rebalance(snapshot, options_.policy, state);
   state = std::move(plan.state);
   rounds_.fetch_add(1, std::memory_order_relaxed);
   planned_.fetch_add(plan.moves.size(), std::memory_order_relaxed);
-  steal_moves_.fetch_add(std::count_if(plan.moves.begin(), plan.moves.end(),
-                                       [](const scheduler::Move& m) {
-                                         return m.reason == scheduler::MoveReason::kStealAffinity;
-                                       }),
-                         std::memory_order_relaxed);
-  for (const scheduler::Move& m : plan.moves) {
-    std::shared_ptr<ConnectionTracker> tracker = server_.tracker(m.from);
-    if (tracker == nullptr) continue;
+  steal_moves_.fetch_add(
+      std::count_if(plan.moves.begin(), plan.moves.end(),
+                    [](const Move& m) { return m.reason == MoveReason::kStealAffinity; }),
+      std::memory_order_relaxed);
+  for (const Move& m : plan.moves) {
     Worker* target = &runtime_.worker(m.to);
-    runtime_.post_to(m.from, [tracker, id = m.connection, target, started = started_] {
-      if (tracker->migrate(id, *target).ok()) started->fetch_add(1, std::memory_order_relaxed);
-    });
+    runtime_.post_to(m.from,
+                     [set = set_, from = m.from, id = m.connection, target, started = started_] {
+                       if (set->migrate_on(from, id, *target).ok()) {
+                         started->fetch_add(1, std::memory_order_relaxed);
+                       }
+                     });
   }
 }
 
-}  // namespace shardloop::net
+}  // namespace shardloop::scheduler

@@ -1,22 +1,26 @@
-// Rebalancer: moves a server's live connections between workers by measured load.
+// Rebalancer: moves live objects (a server's connections) between workers by measured load.
 //
-//   net::Rebalancer rebalancer(rt, *server, {.interval = absl::Milliseconds(100)});
+//   scheduler::Rebalancer rebalancer(rt, server->migratable(), {.interval =
+//   absl::Milliseconds(100)});
+//
+// What it moves is a MigratableSet (runtime/migratable_set.h); net::Server::migratable() offers
+// a server's connections as one, so this mechanism knows nothing of sockets.
 //
 // Every `interval` a thread of its own samples each worker (on the worker, through its inbox):
 // its busy fraction (wall time not spent idle in the poller: blocked there and not using CPU,
-// since on io_uring completions' network work runs inside the wait), events/s, run-queue depth,
-// connection count, the connections of the server's shard there that completed the most
-// reads, and the worker's steal hints (Worker::take_steal_hints: who started the offloaded
-// tasks of its connections, Connection::spawn_offload), which also make their connections
-// candidates. It hands the snapshot to the pure policy (scheduler/rebalance_policy.h: steal
-// affinity, then balancing with hysteresis, a move budget per round, a cooldown per
-// connection) and asks each source worker to migrate the chosen connections
-// (Connection::migrate). A connection that closed or is moving by then is skipped.
+// since on io_uring completions' network work runs inside the wait), events/s, the number of
+// objects there, those that completed the most reads, and the worker's steal hints
+// (Worker::take_steal_hints: who started the offloaded tasks of its objects, e.g.
+// Connection::spawn_offload), which also make their objects candidates. It hands the snapshot to
+// the pure policy (rebalance_policy.h: steal affinity, then balancing with hysteresis, a move
+// budget per round, a cooldown per object) and asks each source worker to migrate the chosen
+// objects (MigratableSet::migrate_on). One that has gone or is moving by then is skipped.
 //
 // While it runs, every worker collects steal hints (Worker::set_collect_steal_hints), and this
 // rebalancer is their one reader: a second Rebalancer on the same runtime would split them.
 //
-// Lifetime: destroy the Rebalancer before stopping the runtime or destroying the server.
+// Lifetime: destroy the Rebalancer before stopping the runtime. The set is shared: moves already
+// posted to workers keep it alive after the Rebalancer is gone.
 // Thread-safety: construct, stats() and destroy from any thread that is not a worker.
 #pragma once
 
@@ -28,22 +32,22 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "net/server.h"
+#include "runtime/migratable_set.h"
 #include "runtime/mutex.h"
 #include "runtime/runtime.h"
 #include "scheduler/rebalance_policy.h"
 
-namespace shardloop::net {
+namespace shardloop::scheduler {
 
 struct RebalancerOptions {
   absl::Duration interval = absl::Milliseconds(100);
   // Off: no thread, no sampling, no moves (the switch a deployment flips to compare).
   bool enabled = true;
-  // Connections per worker offered to the policy as candidates (the busiest by reads).
+  // Objects per worker offered to the policy as candidates (the busiest by reads).
   size_t candidates_per_worker = 64;
-  scheduler::RebalanceConfig policy = [] {
-    scheduler::RebalanceConfig c;
-    c.event_weight = 1.0;  // connections report reads, not bytes
+  RebalanceConfig policy = [] {
+    RebalanceConfig c;
+    c.event_weight = 1.0;  // objects report reads, not bytes
     return c;
   }();
 };
@@ -51,14 +55,14 @@ struct RebalancerOptions {
 struct RebalancerStats {
   uint64_t rounds = 0;
   uint64_t moves_planned = 0;
-  uint64_t moves_started = 0;         // accepted by Connection::migrate on the source worker
+  uint64_t moves_started = 0;         // accepted by MigratableSet::migrate_on, on the source
   uint64_t steal_affinity_moves = 0;  // of the planned moves, those made by steal affinity
   uint64_t steal_hints_dropped = 0;   // steal records lost (a worker's ring or ledger full)
 };
 
 class Rebalancer {
  public:
-  Rebalancer(Runtime& runtime, Server& server, RebalancerOptions options = {});
+  Rebalancer(Runtime& runtime, std::shared_ptr<MigratableSet> set, RebalancerOptions options = {});
   ~Rebalancer();
   Rebalancer(const Rebalancer&) = delete;
   Rebalancer& operator=(const Rebalancer&) = delete;
@@ -67,10 +71,10 @@ class Rebalancer {
 
  private:
   void run();
-  void round(scheduler::RebalanceState& state);
+  void round(RebalanceState& state);
 
   Runtime& runtime_;
-  Server& server_;
+  const std::shared_ptr<MigratableSet> set_;
   const RebalancerOptions options_;
   Mutex mu_;
   std::condition_variable_any wake_;
@@ -85,4 +89,4 @@ class Rebalancer {
   std::thread thread_;
 };
 
-}  // namespace shardloop::net
+}  // namespace shardloop::scheduler
