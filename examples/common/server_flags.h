@@ -1,22 +1,18 @@
 // What every example server's command line describes: where to listen and how to run the
-// runtime (--host --port --workers --backend --poll_mode --pin). Each server defines those
-// gflags itself (defaults and help differ); this turns their values into a checked address and
-// RuntimeOptions, so the four servers validate them the same way.
+// runtime. The flags themselves (--host --port --workers --backend --poll_mode --pin
+// --drain_seconds) are defined once, in server_flags.cc; each server adds its own, names its
+// default port, and turns the shared values into a checked address and RuntimeOptions here, so
+// the four servers take and validate them the same way.
 #pragma once
 
-#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "net/address.h"
 #include "runtime/runtime.h"
 
 namespace shardloop::examples {
-
-inline constexpr char kPollModeHelp[] =
-    "how workers poll: sharded, global (one shared epoll), throttled (one shared epoll, one "
-    "poller at a time) or adaptive; global and throttled use the epoll backend";
 
 struct ServerFlags {
   std::string host;
@@ -32,26 +28,15 @@ struct ServerSetup {
   RuntimeOptions runtime;
 };
 
-inline absl::StatusOr<ServerSetup> server_setup(const ServerFlags& flags) {
-  if (flags.port < 0 || flags.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("--port must be 0..65535, not ", flags.port));
-  }
-  if (flags.workers < 0) return absl::InvalidArgumentError("--workers must be >= 0");
-  auto backend = parse_backend(flags.backend);
-  if (!backend.ok()) return backend.status();
-  auto mode = parse_poll_mode(flags.poll_mode);
-  if (!mode.ok()) return mode.status();
-  if (uses_shared_epoll(*mode) && *backend == Backend::kIoUring) {
-    return absl::InvalidArgumentError(absl::StrCat("--poll_mode=", flags.poll_mode,
-                                                   " shares one epoll instance and needs "
-                                                   "--backend=epoll (or auto), not io_uring"));
-  }
-  auto address = net::Address::from_host_port(flags.host, static_cast<uint16_t>(flags.port));
-  if (!address.ok()) return address.status();
-  return ServerSetup{*address, RuntimeOptions{.workers = static_cast<size_t>(flags.workers),
-                                              .pin_cpus = flags.pin,
-                                              .backend = *backend,
-                                              .poll_mode = *mode}};
-}
+// Checks the values and builds the address and runtime options; the error names the flag.
+absl::StatusOr<ServerSetup> server_setup(const ServerFlags& flags);
+
+// Parses the command line (the shared flags and the server's own; dashes in flag names are
+// accepted) with `default_port` as this server's --port default.
+void parse_server_command_line(int* argc, char*** argv, const char* usage, int default_port);
+// The shared flags' values, after parse_server_command_line().
+ServerFlags server_flags();
+// --drain_seconds: how long connections may take to finish after SIGINT/SIGTERM.
+absl::Duration drain_timeout();
 
 }  // namespace shardloop::examples

@@ -9,7 +9,6 @@
 //   ./loadgen --port 7000 --connections 100 --duration 3
 #include <cstdio>
 
-#include "examples/common/cli.h"
 #include "examples/common/serve_until_signal.h"
 #include "examples/common/server_flags.h"
 #include "examples/echo/echo_service.h"
@@ -17,16 +16,9 @@
 #include "net/server.h"
 #include "runtime/runtime.h"
 
-DEFINE_string(host, "127.0.0.1", "address to listen on (numeric IPv4/IPv6 or localhost)");
-DEFINE_int32(port, 7000, "TCP port (0: pick a free one and print it)");
-DEFINE_int32(workers, 0, "worker threads (0: one per CPU this process may use)");
-DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
-DEFINE_string(poll_mode, "adaptive", shardloop::examples::kPollModeHelp);
-DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
 DEFINE_string(steering, "hash",
               "which worker accepts a connection: hash (kernel default) or cpu (the worker pinned "
               "on the CPU that received it; implies --pin)");
-DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
 DEFINE_double(work_us, 0,
               "CPU to burn per chunk read before echoing it (a stand-in for request work)");
 DEFINE_int32(rebalance_ms, 0,
@@ -35,21 +27,16 @@ DEFINE_int32(rebalance_ms, 0,
 using namespace shardloop;
 
 int main(int argc, char** argv) {
-  cli::accept_dashed_flags(argc, argv);
-  gflags::SetUsageMessage("TCP echo server on shardloop");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  examples::parse_server_command_line(&argc, &argv, "TCP echo server on shardloop", 7000);
 
   if (FLAGS_steering != "hash" && FLAGS_steering != "cpu") {
     std::fprintf(stderr, "echo_server: --steering must be hash or cpu\n");
     return 2;
   }
   const bool cpu_steering = FLAGS_steering == "cpu";
-  auto setup = examples::server_setup({.host = FLAGS_host,
-                                       .port = FLAGS_port,
-                                       .workers = FLAGS_workers,
-                                       .backend = FLAGS_backend,
-                                       .poll_mode = FLAGS_poll_mode,
-                                       .pin = FLAGS_pin || cpu_steering});
+  examples::ServerFlags flags = examples::server_flags();
+  flags.pin |= cpu_steering;  // steering to the CPU a packet arrived on needs pinned workers
+  auto setup = examples::server_setup(flags);
   if (!setup.ok()) {
     std::fprintf(stderr, "echo_server: %s\n", setup.status().ToString().c_str());
     return 2;
@@ -60,5 +47,5 @@ int main(int argc, char** argv) {
       examples::serve_echo_with_work(
           std::chrono::nanoseconds(static_cast<int64_t>(FLAGS_work_us * 1000))),
       {.steering = cpu_steering ? net::Steering::kCpu : net::Steering::kHash},
-      absl::Milliseconds(FLAGS_drain_seconds * 1000), absl::Milliseconds(FLAGS_rebalance_ms));
+      examples::drain_timeout(), absl::Milliseconds(FLAGS_rebalance_ms));
 }

@@ -18,33 +18,19 @@
 //   redis-benchmark -p 6380 -q -P 16 -t ping,set,get,incr,mset -n 100000
 #include <memory>
 
-#include "examples/common/cli.h"
 #include "examples/common/serve_until_signal.h"
 #include "examples/common/server_flags.h"
 #include "examples/kv/kv_service.h"
 #include "gflags/gflags.h"
 
-DEFINE_string(host, "127.0.0.1", "address to listen on (numeric IPv4/IPv6 or localhost)");
-DEFINE_int32(port, 6380, "TCP port (0: pick a free one and print it)");
-DEFINE_int32(workers, 0, "worker threads, one shard each (0: one per CPU this process may use)");
-DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
-DEFINE_string(poll_mode, "adaptive", shardloop::examples::kPollModeHelp);
-DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
 DEFINE_uint64(max_clients, 10000, "most clients connected at once (0: no limit)");
-DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
 
 using namespace shardloop;
 
 int main(int argc, char** argv) {
-  cli::accept_dashed_flags(argc, argv);
-  gflags::SetUsageMessage("Redis-protocol key-value store on shardloop");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto setup = examples::server_setup({.host = FLAGS_host,
-                                       .port = FLAGS_port,
-                                       .workers = FLAGS_workers,
-                                       .backend = FLAGS_backend,
-                                       .poll_mode = FLAGS_poll_mode,
-                                       .pin = FLAGS_pin});
+  examples::parse_server_command_line(&argc, &argv, "Redis-protocol key-value store on shardloop",
+                                      6380);
+  auto setup = examples::server_setup(examples::server_flags());
   if (!setup.ok()) {
     std::fprintf(stderr, "kv_server: %s\n", setup.status().ToString().c_str());
     return 2;
@@ -58,5 +44,5 @@ int main(int argc, char** argv) {
         auto service = std::make_shared<examples::kv::KvService>(rt, options);
         return [service](net::Connection c) { return service->serve(std::move(c)); };
       },
-      examples::kv::server_options(options), absl::Milliseconds(FLAGS_drain_seconds * 1000));
+      examples::kv::server_options(options), examples::drain_timeout());
 }

@@ -15,7 +15,6 @@
 //   ./loadgen --mode rpc --port 7100 --connections 50 --duration 3
 #include <cstdio>
 
-#include "examples/common/cli.h"
 #include "examples/common/serve_until_signal.h"
 #include "examples/common/server_flags.h"
 #include "examples/rpc/rpc_service.h"
@@ -23,28 +22,15 @@
 #include "net/server.h"
 #include "runtime/runtime.h"
 
-DEFINE_string(host, "127.0.0.1", "address to listen on (numeric IPv4/IPv6 or localhost)");
-DEFINE_int32(port, 7100, "TCP port (0: pick a free one and print it)");
-DEFINE_int32(workers, 0, "worker threads (0: one per CPU this process may use)");
-DEFINE_string(backend, "auto", "poller backend: epoll, io_uring or auto");
-DEFINE_string(poll_mode, "adaptive", shardloop::examples::kPollModeHelp);
-DEFINE_bool(pin, false, "pin worker i to the i-th allowed CPU");
 DEFINE_int32(max_frame_size, 1024 * 1024, "largest frame accepted, in bytes");
 DEFINE_int32(max_in_flight, 1024, "sleeping requests allowed at once per connection");
-DEFINE_double(drain_seconds, 5, "on SIGINT/SIGTERM, how long connections may take to finish");
 
 using namespace shardloop;
 
 int main(int argc, char** argv) {
-  cli::accept_dashed_flags(argc, argv);
-  gflags::SetUsageMessage("RPC server (echo, sum, sleep) on shardloop");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto setup = examples::server_setup({.host = FLAGS_host,
-                                       .port = FLAGS_port,
-                                       .workers = FLAGS_workers,
-                                       .backend = FLAGS_backend,
-                                       .poll_mode = FLAGS_poll_mode,
-                                       .pin = FLAGS_pin});
+  examples::parse_server_command_line(&argc, &argv, "RPC server (echo, sum, sleep) on shardloop",
+                                      7100);
+  auto setup = examples::server_setup(examples::server_flags());
   if (!setup.ok()) {
     std::fprintf(stderr, "rpc_server: %s\n", setup.status().ToString().c_str());
     return 2;
@@ -60,5 +46,5 @@ int main(int argc, char** argv) {
   options.max_in_flight = static_cast<size_t>(FLAGS_max_in_flight);
   return examples::serve_until_signal("rpc_server", setup->runtime, setup->address,
                                       examples::rpc_handler(options), {},
-                                      absl::Milliseconds(FLAGS_drain_seconds * 1000));
+                                      examples::drain_timeout());
 }
