@@ -51,30 +51,26 @@ class OffloadAwaiter {
   bool await_ready() noexcept { return false; }
 
   void await_suspend(std::coroutine_handle<> caller) {
-    origin_ = Worker::current();
-    assert(origin_ != nullptr && "offload outside a worker");
-    caller_ = caller;
-    origin_->spawn_stealable(run(), affinity_);
+    reply_.origin = Worker::current();
+    assert(reply_.origin != nullptr && "offload outside a worker");
+    reply_.caller = caller;
+    reply_.origin->spawn_stealable(run(), affinity_);
   }
 
-  Result await_resume() { return slot_.take(); }
+  Result await_resume() { return reply_.slot.take(); }
 
  private:
   // The stealable root. It touches the awaiter only before posting the resume: once posted,
   // the caller may resume and destroy the awaiter while this frame finishes.
   Task<void> run() {
-    slot_.run(fn_);
-    Worker* origin = origin_;
-    std::coroutine_handle<> caller = caller_;
-    origin->post([caller] { caller.resume(); });
+    reply_.slot.run(fn_);
+    reply_.resume_caller();
     co_return;
   }
 
   uint64_t affinity_;
   F fn_;
-  Worker* origin_ = nullptr;
-  std::coroutine_handle<> caller_ = nullptr;
-  ResultSlot<Result> slot_;
+  CallerReply<Result> reply_;
 };
 
 }  // namespace internal

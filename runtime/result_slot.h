@@ -1,12 +1,15 @@
 // ResultSlot<T>: where an awaiter that runs work elsewhere keeps the value or the exception
-// until the awaiting coroutine resumes (submit_to, offload). Not thread-safe by itself: the
-// awaiters hand it from the thread that fills it to the one that reads it through an inbox
-// message, whose mutex orders the two.
+// until the awaiting coroutine resumes (submit_to, offload); CallerReply<T> adds who to resume
+// and where. Not thread-safe by themselves: the awaiters hand them from the thread that fills
+// them to the one that reads them through an inbox message, whose mutex orders the two.
 #pragma once
 
+#include <coroutine>
 #include <exception>
 #include <optional>
 #include <utility>
+
+#include "runtime/worker.h"
 
 namespace shardloop::internal {
 
@@ -41,6 +44,23 @@ struct ResultSlot<void> {
   }
   void take() {
     if (error) std::rethrow_exception(error);
+  }
+};
+
+// The way back for work that ran on another worker (or was stolen): the result, and the
+// suspended caller to resume on its own worker.
+template <typename T>
+struct CallerReply {
+  ResultSlot<T> slot;
+  Worker* origin = nullptr;
+  std::coroutine_handle<> caller = nullptr;
+
+  // Posts the caller's resumption to its worker's inbox. Reads the members first: once the
+  // message is posted the caller may resume and destroy the awaiter that holds this object.
+  void resume_caller() {
+    Worker* to = origin;
+    std::coroutine_handle<> resume = caller;
+    to->post([resume] { resume.resume(); });
   }
 };
 

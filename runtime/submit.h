@@ -42,29 +42,30 @@ class SubmitAwaiter {
   SubmitAwaiter(size_t target, F fn) : target_(target), fn_(std::move(fn)) {}
 
   bool await_ready() {
-    origin_ = Worker::current();
-    assert(origin_ != nullptr && "submit_to outside a worker");
-    return origin_->index() == target_ && !kReturnsTask;
+    reply_.origin = Worker::current();
+    assert(reply_.origin != nullptr && "submit_to outside a worker");
+    return reply_.origin->index() == target_ && !kReturnsTask;
   }
 
   void await_suspend(std::coroutine_handle<> caller) {
-    caller_ = caller;
-    Runtime& rt = origin_->runtime();
+    reply_.caller = caller;
+    Runtime& rt = reply_.origin->runtime();
     if constexpr (kReturnsTask) {
       rt.worker(target_).post([this] { Worker::current()->spawn(run_remote_task()); });
     } else {
       rt.worker(target_).post([this] {
-        slot_.run(fn_);
-        reply();
+        reply_.slot.run(fn_);
+        reply_.resume_caller();
       });
     }
   }
 
   Result await_resume() {
     if constexpr (!kReturnsTask) {
-      if (caller_ == nullptr) slot_.run(fn_);  // ran inline (target is the caller's worker)
+      // Ran inline (the target is the caller's worker).
+      if (reply_.caller == nullptr) reply_.slot.run(fn_);
     }
-    return slot_.take();
+    return reply_.slot.take();
   }
 
  private:
@@ -73,25 +74,17 @@ class SubmitAwaiter {
       if constexpr (std::is_void_v<Result>) {
         co_await fn_();
       } else {
-        slot_.value.emplace(co_await fn_());
+        reply_.slot.value.emplace(co_await fn_());
       }
     } catch (...) {
-      slot_.error = std::current_exception();
+      reply_.slot.error = std::current_exception();
     }
-    reply();
-  }
-
-  void reply() {
-    std::coroutine_handle<> caller = caller_;
-    Worker* origin = origin_;
-    origin->post([caller] { caller.resume(); });
+    reply_.resume_caller();
   }
 
   size_t target_;
   F fn_;
-  Worker* origin_ = nullptr;
-  std::coroutine_handle<> caller_ = nullptr;
-  ResultSlot<Result> slot_;
+  CallerReply<Result> reply_;
 };
 
 }  // namespace internal
