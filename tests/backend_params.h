@@ -56,4 +56,14 @@ inline std::string config_test_name(const ::testing::TestParamInfo<RuntimeConfig
     if (!resolved_.ok()) GTEST_SKIP() << "backend unavailable: " << resolved_.status();     \
   } while (0)
 
+// A test parameterised over the backends (kAllBackends): one the kernel lacks is skipped with
+// the reason, and options(n) is an n-worker runtime on the test's backend.
+class PerBackendTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
+  RuntimeOptions options(size_t workers) const {
+    return RuntimeOptions{.workers = workers, .backend = GetParam()};
+  }
+};
+
 }  // namespace shardloop::testing

@@ -25,11 +25,7 @@ struct Numbered {
   uint64_t seq = 0;
 };
 
-class ChannelTest : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions workers(size_t n) const { return {.workers = n, .backend = GetParam()}; }
-};
+class ChannelTest : public testing::PerBackendTest {};
 
 // Every worker sends `per_pair` numbered messages to every worker (itself included),
 // interleaving consumers and yielding now and then so consumers drain while producers send.
@@ -74,7 +70,7 @@ void run_all_to_all(Runtime& rt, size_t capacity, uint64_t per_pair, ChannelStat
 }
 
 TEST_P(ChannelTest, EveryMessageArrivesOnceInProducerOrderThroughTheRing) {
-  Runtime rt(workers(3));
+  Runtime rt(options(3));
   ASSERT_TRUE(rt.start().ok());
   ChannelStats s;
   run_all_to_all(rt, 1024, 20000 / testing::kSanitizerScale, &s);
@@ -83,7 +79,7 @@ TEST_P(ChannelTest, EveryMessageArrivesOnceInProducerOrderThroughTheRing) {
 }
 
 TEST_P(ChannelTest, EveryMessageArrivesOnceInProducerOrderWhenRingsOverflow) {
-  Runtime rt(workers(3));
+  Runtime rt(options(3));
   ASSERT_TRUE(rt.start().ok());
   ChannelStats s;
   run_all_to_all(rt, 4, 20000 / testing::kSanitizerScale, &s);
@@ -93,7 +89,7 @@ TEST_P(ChannelTest, EveryMessageArrivesOnceInProducerOrderWhenRingsOverflow) {
 }
 
 TEST_P(ChannelTest, ManyMessagesBetweenTwoWorkers) {
-  Runtime rt(workers(2));
+  Runtime rt(options(2));
   ASSERT_TRUE(rt.start().ok());
   ChannelStats s;
   run_all_to_all(rt, 256, 250000 / testing::kSanitizerScale, &s);
@@ -101,7 +97,7 @@ TEST_P(ChannelTest, ManyMessagesBetweenTwoWorkers) {
 }
 
 TEST_P(ChannelTest, ABurstWakesTheConsumerOnce) {
-  Runtime rt(workers(2));
+  Runtime rt(options(2));
   ASSERT_TRUE(rt.start().ok());
   std::atomic<int> handled{0}, on_consumer{0};
   Channel<int> ch(rt, [&](size_t from, int) {
@@ -123,7 +119,7 @@ TEST_P(ChannelTest, ABurstWakesTheConsumerOnce) {
 }
 
 TEST_P(ChannelTest, SendsWithoutFlushAreDeliveredAfterTheJob) {
-  Runtime rt(workers(2));
+  Runtime rt(options(2));
   ASSERT_TRUE(rt.start().ok());
   std::atomic<int> handled{0};
   Channel<int> ch(rt, [&](size_t, int) { handled.fetch_add(1); });
@@ -136,7 +132,7 @@ TEST_P(ChannelTest, SendsWithoutFlushAreDeliveredAfterTheJob) {
 }
 
 TEST_P(ChannelTest, MoveOnlyCallablesRunOnTheConsumer) {
-  Runtime rt(workers(2));
+  Runtime rt(options(2));
   ASSERT_TRUE(rt.start().ok());
   using Job = absl::AnyInvocable<void()>;
   Channel<Job> ch(rt, [](size_t, Job job) { job(); }, {.capacity = 2});
@@ -160,7 +156,7 @@ TEST_P(ChannelTest, MoveOnlyCallablesRunOnTheConsumer) {
 // inside the handler. With 2-slot rings both directions are full while both workers are inside
 // handlers that send: the inbox fallback must keep everything moving, in order.
 TEST_P(ChannelTest, RequestsAndRepliesFillingBothDirectionsNeverDeadlock) {
-  Runtime rt(workers(2));
+  Runtime rt(options(2));
   ASSERT_TRUE(rt.start().ok());
   struct Msg {
     bool reply = false;

@@ -19,15 +19,7 @@
 namespace shardloop {
 namespace {
 
-class Offload : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions options(size_t workers) {
-    RuntimeOptions o = testing::workers(workers);
-    o.backend = GetParam();
-    return o;
-  }
-};
+class Offload : public testing::PerBackendTest {};
 
 TEST_P(Offload, ReturnsValuesAndExceptionsToTheCallerOnItsOwnWorker) {
   Runtime rt(options(2));

@@ -21,15 +21,7 @@ using namespace std::chrono_literals;
 
 constexpr uint64_t kAffinity = 0xa11ce;
 
-class StealHints : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions options(size_t workers) {
-    RuntimeOptions o = testing::workers(workers);
-    o.backend = GetParam();
-    return o;
-  }
-};
+class StealHints : public testing::PerBackendTest {};
 
 // Counts where each root ran.
 struct Ran {

@@ -20,15 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class WorkStealing : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam()); }
-  RuntimeOptions options(size_t workers) {
-    RuntimeOptions o = testing::workers(workers);
-    o.backend = GetParam();
-    return o;
-  }
-};
+class WorkStealing : public testing::PerBackendTest {};
 
 uint64_t mix(uint64_t x) {
   x ^= x >> 33;
