@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) in build/fuzz, replays every committed seed
-# corpus, then fuzzes each target for N seconds (default 60). CI calls it as is.
+# corpus, then fuzzes the targets side by side for N seconds of wall time each (default 60).
+# CI calls it as is.
 #
 #   tests/fuzz/run_fuzz.sh          # 60 s per target
 #   tests/fuzz/run_fuzz.sh 10       # 10 s per target
@@ -41,12 +42,8 @@ summary=()
 for t in "${targets[@]}"; do
   bin=$build/tests/fuzz/$t
   seeds=$root/tests/fuzz/corpus/$t
-  work=$build/corpus/$t
   artifacts=$build/artifacts/$t
-  mkdir -p "$work" "$artifacts"
-  dict=()
-  [ -f "$root/tests/fuzz/$t.dict" ] && dict=(-dict="$root/tests/fuzz/$t.dict")
-
+  mkdir -p "$build/corpus/$t" "$artifacts"
   # Replay: every committed seed, once, as a regression test.
   n_seeds=$(find "$seeds" -type f | wc -l)
   echo "run_fuzz: $t: replaying $n_seeds seeds"
@@ -55,19 +52,36 @@ for t in "${targets[@]}"; do
     echo "run_fuzz: $t: a seed input fails (log: $build/$t.replay.log)" >&2
     exit 1
   }
+  summary+=("$t: $n_seeds seeds replayed")
+done
+if [ "$seconds" -le 0 ]; then
+  printf 'run_fuzz: %s\n' "${summary[@]}"
+  exit 0
+fi
 
-  [ "$seconds" -gt 0 ] || { summary+=("$t: $n_seeds seeds replayed"); continue; }
-  # Fuzz: new inputs go to $work (listed first); the committed seeds are only read.
+# Fuzz: the targets run side by side, each for $seconds s of wall time. New inputs go to
+# build/fuzz/corpus/<target> (listed first); the committed seeds are only read.
+declare -A pids
+for t in "${targets[@]}"; do
+  dict=()
+  [ -f "$root/tests/fuzz/$t.dict" ] && dict=(-dict="$root/tests/fuzz/$t.dict")
   echo "run_fuzz: $t: fuzzing for $seconds s"
-  if ! "$bin" "$work" "$seeds" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
-      -artifact_prefix="$artifacts/" -print_final_stats=1 >"$build/$t.fuzz.log" 2>&1; then
+  "$build/tests/fuzz/$t" "$build/corpus/$t" "$root/tests/fuzz/corpus/$t" "${dict[@]}" \
+    -max_total_time="$seconds" -timeout=10 -artifact_prefix="$build/artifacts/$t/" \
+    -print_final_stats=1 >"$build/$t.fuzz.log" 2>&1 &
+  pids[$t]=$!
+done
+failed=0
+for t in "${targets[@]}"; do
+  if ! wait "${pids[$t]}"; then
     tail -n 60 "$build/$t.fuzz.log" >&2
-    echo "run_fuzz: $t: crash (artifacts in $artifacts, log: $build/$t.fuzz.log)" >&2
-    exit 1
+    echo "run_fuzz: $t: crash (artifacts in $build/artifacts/$t, log: $build/$t.fuzz.log)" >&2
+    failed=1
+    continue
   fi
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$build/$t.fuzz.log" | awk '{print $2}')
   cov=$(grep -o 'cov: [0-9]*' "$build/$t.fuzz.log" | tail -n 1 | awk '{print $2}')
-  summary+=("$t: $n_seeds seeds replayed, $runs runs in $seconds s, coverage $cov edges, no crash")
+  summary+=("$t: $runs runs in $seconds s, coverage $cov edges, no crash")
 done
-
 printf 'run_fuzz: %s\n' "${summary[@]}"
+exit "$failed"
