@@ -30,9 +30,9 @@
 #include "runtime/mutex.h"
 #include "runtime/poll_mode.h"
 #include "runtime/poller.h"
+#include "runtime/steal_coordinator.h"
 #include "runtime/task.h"
 #include "runtime/worker.h"
-#include "runtime/steal_coordinator.h"
 
 namespace shardloop {
 
@@ -50,6 +50,10 @@ struct RuntimeOptions {
   // Adaptive mode: how long a worker polls without blocking before it parks (adaptive_park.h
   // says when it does; 0 turns spinning off).
   int64_t adaptive_spin_ns = 20'000;
+  // Time every poll call for WorkerStats::poll_ns: two clock reads per loop iteration, which
+  // benchmarks of the poll path want (bench/storm) and a server does not. Off, only polls
+  // allowed to block are timed (they are anyway, for the idle time).
+  bool time_every_poll = false;
   PollerOptions poller;
   // Threads of the runtime's blocking pool (scheduler::run_blocking(fn)), created on first use;
   // 0: scheduler::default_blocking_threads().

@@ -34,8 +34,7 @@ int64_t Worker::thread_cpu_ns() {
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu)
     : Worker(runtime, index, workers, backend, cpu,
-             make_work_stealing_deque<UnstartedRoot>(kDefaultDequeCapacity)) {
-}
+             make_work_stealing_deque<UnstartedRoot>(kDefaultDequeCapacity)) {}
 
 Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, int cpu,
                StealableDeque deque)
@@ -45,6 +44,7 @@ Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, 
       backend_(backend),
       events_(kEventsPerPoll),
       adaptive_(runtime.options().poll_mode == PollMode::kAdaptive),
+      time_every_poll_(runtime.options().time_every_poll),
       stealable_(std::move(deque.first)),
       victims_(index, workers, index + 1),
       stealer_(std::move(deque.second)) {}
@@ -189,17 +189,20 @@ void Worker::poll(int64_t timeout_ns) {
   // load is sampled, the CPU the thread used inside the wait is not idle time: on io_uring the
   // network work of the completions (copies into buffers, sends) runs inside io_uring_enter.
   const bool timed = timeout_ns != 0;
+  const bool wall_timed = timed || time_every_poll_;
   const bool cpu_timed = timed && measure_wait_cpu_.load(std::memory_order_relaxed);
-  const TimePoint wait_start = Clock::now();
+  const TimePoint wait_start = wall_timed ? Clock::now() : TimePoint{};
   const int64_t cpu_start = cpu_timed ? thread_cpu_ns() : 0;
   auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
-  const int64_t waited =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count();
-  counters_.poll_ns.bump(static_cast<uint64_t>(waited));
-  if (timed) {
-    int64_t idle = waited;
-    if (cpu_timed) idle -= thread_cpu_ns() - cpu_start;
-    if (idle > 0) counters_.idle_ns.bump(static_cast<uint64_t>(idle));
+  if (wall_timed) {
+    const int64_t waited =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count();
+    counters_.poll_ns.bump(static_cast<uint64_t>(waited));
+    if (timed) {
+      int64_t idle = waited;
+      if (cpu_timed) idle -= thread_cpu_ns() - cpu_start;
+      if (idle > 0) counters_.idle_ns.bump(static_cast<uint64_t>(idle));
+    }
   }
   // Relaxed: a producer that still sees `true` only writes one spare wakeup, and one that still
   // counts this worker idle only looks for a parked flag it will not find.

@@ -210,6 +210,7 @@ class Worker {
   internal::RootList roots_;
   std::vector<PollEvent> events_;
   const bool adaptive_;
+  const bool time_every_poll_;  // RuntimeOptions::time_every_poll
   SpinPolicy spin_policy_;
   std::vector<std::vector<PollEvent>> forward_;  // per owner; sized on first use
   bool forwarding_ = false;                      // some batch in forward_ is non-empty

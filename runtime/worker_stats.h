@@ -31,8 +31,8 @@ struct WorkerStats {
   // Time spent blocked in the poller (the rest of the wall time is busy); less the CPU used
   // inside those waits while Worker::set_measure_wait_cpu is on.
   uint64_t idle_ns = 0;
-  // Wall time inside poller wait calls, blocking or not (the poll call's own cost plus any
-  // time blocked in it).
+  // Wall time inside poller wait calls (the poll call's own cost plus any time blocked in it):
+  // those allowed to block, and the non-blocking ones too with RuntimeOptions::time_every_poll.
   uint64_t poll_ns = 0;
   // Shared poll modes: events this worker fetched for fds another worker owns, handed over.
   uint64_t events_forwarded = 0;

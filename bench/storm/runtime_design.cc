@@ -55,8 +55,8 @@ class RuntimeDesign final : public PollDesign {
     }
     const ModeAndBackend mb = mode_of(run_.config.design);
     const size_t workers = static_cast<size_t>(run_.config.threads);
-    rt_ = std::make_unique<Runtime>(
-        RuntimeOptions{.workers = workers, .backend = mb.backend, .poll_mode = mb.mode});
+    rt_ = std::make_unique<Runtime>(RuntimeOptions{
+        .workers = workers, .backend = mb.backend, .poll_mode = mb.mode, .time_every_poll = true});
     if (auto s = rt_->start(); !s.ok()) return s;
     const int n = run_.conns.size();
     for (int i = 0; i < n; ++i) {
