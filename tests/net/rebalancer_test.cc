@@ -147,10 +147,9 @@ void run_imbalance(Backend backend, bool enabled) {
       // closed-loop (each connection sends again when its echo returns), so connections on the
       // less loaded worker echo sooner and carry more of the traffic; a handful there can take
       // a fair share of the load. Spread means at least one round's budget of connections
-      // moved and worker 1 serving >= 25% of the events over a 250 ms window. The target is
-      // 2 s (the figures printed below); the bound here is looser because busy time is what
-      // the policy balances and sanitizers slow everything.
-      const auto limit = std::chrono::milliseconds(5000 * testing::kSanitizerScale);
+      // moved and worker 1 serving >= 25% of the events over a 250 ms window, within 2 s
+      // (the target; measured 0.3 s), scaled for sanitizers, which slow everything.
+      const auto limit = std::chrono::milliseconds(2000 * testing::kSanitizerScale);
       double share1 = 0;
       auto worker1_share = [&] {
         const uint64_t e0 = rt.worker(0).stats().events, e1 = rt.worker(1).stats().events;
