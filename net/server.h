@@ -97,7 +97,7 @@ class Server {
   ServerStats stats() const;
   // The server's live connections as a set that scheduler::Rebalancer can sample and move
   // (runtime/migratable_set.h: each call runs on the worker it names). Ids are the connections'
-  // affinity() keys. Safe to keep after the server is gone: calls then find no connections.
+  // affinity() keys. Safe to keep after the server is gone: a shard that has ended offers none.
   std::shared_ptr<MigratableSet> migratable() const;
 
   struct Shard;
