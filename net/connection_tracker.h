@@ -44,8 +44,11 @@ class ConnectionTracker {
   void set_group(std::shared_ptr<const Group> group) { group_ = std::move(group); }
   // The tracker of the same server on `worker`, if it still exists.
   std::shared_ptr<ConnectionTracker> sibling(size_t worker) const {
-    if (group_ == nullptr || worker >= group_->size()) return nullptr;
-    return (*group_)[worker].lock();
+    return group_ != nullptr ? on_worker(*group_, worker) : nullptr;
+  }
+  // The tracker of `group` on `worker`, if it still exists.
+  static std::shared_ptr<ConnectionTracker> on_worker(const Group& group, size_t worker) {
+    return worker < group.size() ? group[worker].lock() : nullptr;
   }
 
  private:

@@ -279,24 +279,20 @@ class ServerConnections final : public MigratableSet {
       : trackers_(std::move(trackers)) {}
 
   size_t count_on(size_t w) override {
-    auto tracker = on(w);
+    auto tracker = ConnectionTracker::on_worker(*trackers_, w);
     return tracker != nullptr ? tracker->size() : 0;
   }
   std::vector<Sample> sample_on(size_t w, size_t top, absl::Span<const uint64_t> also) override {
-    auto tracker = on(w);
+    auto tracker = ConnectionTracker::on_worker(*trackers_, w);
     return tracker != nullptr ? tracker->sample(top, also) : std::vector<Sample>{};
   }
   absl::Status migrate_on(size_t w, uint64_t id, Worker& target) override {
-    auto tracker = on(w);
+    auto tracker = ConnectionTracker::on_worker(*trackers_, w);
     if (tracker == nullptr) return absl::NotFoundError("no server shard on that worker");
     return tracker->migrate(id, target);
   }
 
  private:
-  std::shared_ptr<ConnectionTracker> on(size_t w) const {
-    return w < trackers_->size() ? (*trackers_)[w].lock() : nullptr;
-  }
-
   const std::shared_ptr<const ConnectionTracker::Group> trackers_;
 };
 
