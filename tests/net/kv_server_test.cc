@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "examples/kv/kv_service.h"
 #include "net/server.h"
 #include "runtime/runtime.h"
@@ -212,7 +213,7 @@ TEST_P(KvServer, PipelinedRepliesComeInRequestOrder) {
       RespClient::append({"GET", k[i]}, &pipeline);
       expected += bulk(v);
       RespClient::append({"INCR", "counter"}, &pipeline);
-      expected += ":" + std::to_string(round * k.size() + i + 1) + "\r\n";
+      absl::StrAppend(&expected, ":", round * k.size() + i + 1, "\r\n");
       RespClient::append({"PING"}, &pipeline);
       expected += "+PONG\r\n";
     }
@@ -346,7 +347,7 @@ TEST_P(KvServer, ConsistencyWithOneHundredPipeliningClients) {
         std::vector<int> incr_key;
         for (int i = 0; i < kDepth; ++i) {
           const int op = static_cast<int>(rng() % 4);
-          const std::string own = "c" + std::to_string(id) + ":" + std::to_string(rng() % 8);
+          const std::string own = absl::StrCat("c", id, ":", rng() % 8);
           if (op == 0) {
             const int k = static_cast<int>(rng() % kSharedKeys);
             RespClient::append({"INCR", "shared:" + std::to_string(k)}, &pipeline);
