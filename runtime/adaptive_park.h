@@ -7,16 +7,27 @@
 //
 //   - a worker spins only while its spins have paid: of its last kWindow spins, at least
 //     kMinHitsPerWindow found work. Below that it stops spinning for `backoff` parks, then
-//     probes with one window again; each failed probe doubles the backoff (up to kMaxBackoff),
-//     a successful one resets it;
+//     probes with one spin; each failed probe doubles the backoff (up to kMaxBackoff), a
+//     successful one resets it and starts a new window. (Probing with a whole window cost
+//     trickle 16 futile spins per probe, which short runs never amortised.);
 //   - a park whose timer is due sooner than the spin window does not spin (it would be a
 //     busy-wait for the timer);
-//   - a spinner needs a CPU that no worker would otherwise use: with W workers on C CPUs, at
-//     most min(max(1, C / 2), C - W) workers spin at once (SpinGate), and none when W >= C.
+//   - a busy spinner needs a CPU that no worker would otherwise use: with W workers on C CPUs,
+//     at most min(max(1, C / 2), C - W) workers spin at once (SpinGate), and none when W >= C.
 //     Measured on 2 cores (bench/storm, burst, N = 1024): with 1 worker the spare CPU makes
-//     spinning pay (+11% events/s over sharded); with 8 or 64 workers a spinner takes the CPU
-//     from the threads that produce its events (the client, the other workers) and adaptive ran
-//     12-26% below sharded until spinning was limited to spare CPUs.
+//     spinning pay (+11% events/s over sharded); with 8 or 64 workers a busy spinner takes the
+//     CPU from the threads that produce its events (the client, the other workers) and adaptive
+//     ran 12-26% below sharded until busy spinning was limited to spare CPUs;
+//   - with no CPU spare (W >= C) a worker spins by yielding instead: up to
+//     RuntimeOptions::adaptive_spin_yields times (default 2) it calls sched_yield(), which runs
+//     whoever else is runnable on its CPU (often the thread about to make its next event), then
+//     polls without blocking. A woken worker that found one event would otherwise sleep again
+//     at once and be woken for the next one: a voluntary switch and a wakeup per event. Measured
+//     (burst, N = 1024, 2 CPUs): events/s at T = 2 / 8 / 64 from 179k / 126k / 100k (sharded)
+//     to 245k / 212k / 214k, voluntary switches per 1,000 events from ~700-950 to 10-90; trickle
+//     unchanged within noise (its yields rarely find work, so the hit-rate rule backs off).
+//     1, 2, 4 and 8 yields gave the same burst figures within noise; more yields cost trickle
+//     more futile polls, so the default is 2.
 //
 // Why these numbers: on this project's 2-core test machines a park-and-wake round trip costs
 // ~10-20 µs of CPU across both threads (eventfd write, futex wake, two switches), so a 20 µs
@@ -44,20 +55,30 @@ class SpinPolicy {
   // Whether the coming park should spin first. Counts down the backoff when it says no.
   bool should_spin() {
     if (parks_to_skip_ == 0) return true;
-    --parks_to_skip_;
+    if (--parks_to_skip_ == 0) probing_ = true;
     return false;
   }
 
   // The outcome of one spin: `hit` if it found work before its window ran out.
   void record(bool hit) {
+    if (probing_) {
+      // One spin decides a probe: a hit resumes spinning with a fresh window, a miss backs
+      // off twice as long.
+      probing_ = false;
+      if (hit) {
+        backoff_ = kInitialBackoff;
+      } else {
+        back_off();
+      }
+      return;
+    }
     ++spins_;
     hits_ += hit ? 1 : 0;
     if (spins_ < kWindow) return;
     if (hits_ >= kMinHitsPerWindow) {
       backoff_ = kInitialBackoff;  // spinning pays: keep spinning
     } else {
-      parks_to_skip_ = backoff_;
-      backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+      back_off();
     }
     spins_ = hits_ = 0;
   }
@@ -65,10 +86,16 @@ class SpinPolicy {
   bool backing_off() const { return parks_to_skip_ > 0; }
 
  private:
+  void back_off() {
+    parks_to_skip_ = backoff_;
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  }
+
   uint32_t spins_ = 0;
   uint32_t hits_ = 0;
   uint32_t parks_to_skip_ = 0;
   uint32_t backoff_ = kInitialBackoff;
+  bool probing_ = false;  // the next spin is a probe after a backoff
 };
 
 class SpinGate {
@@ -82,6 +109,8 @@ class SpinGate {
     return false;
   }
   void leave() { spinning_.fetch_sub(1, std::memory_order_relaxed); }
+  // As many workers as CPUs or more: where adaptive workers spin by yielding instead.
+  bool no_spare_cpu() const { return limit_ == 0; }
 
  private:
   const size_t limit_;

@@ -5,7 +5,8 @@
 //              worker polls it, non-blocking between tasks and blocking when idle.
 //   throttled  one shared epoll instance, but at most one worker polls it at any moment (it
 //              holds the poller token); the others run what it found (Go's mitigation).
-//   adaptive   sharded pollers, plus a measured spin-before-park (see adaptive_park.h).
+//   adaptive   sharded pollers, plus a measured spin-before-park: busy on a spare CPU, by
+//              yielding the CPU when none is spare (see adaptive_park.h).
 //
 // Whatever the mode, a connection is owned by one worker, and only its owner runs its handlers:
 // in the shared modes the worker that fetched an event hands it to the owner (shared_epoll.h),

@@ -50,9 +50,14 @@ struct RuntimeOptions {
   // Adaptive mode: how long a worker polls without blocking before it parks (adaptive_park.h
   // says when it does; 0 turns spinning off).
   int64_t adaptive_spin_ns = 20'000;
-  // Time every poll call for WorkerStats::poll_ns: two clock reads per loop iteration, which
-  // benchmarks of the poll path want (bench/storm) and a server does not. Off, only polls
-  // allowed to block are timed (they are anyway, for the idle time).
+  // Adaptive mode with no spare CPU (as many workers as CPUs, or more): a worker about to park
+  // gives its CPU away with sched_yield() up to this many times, polling without blocking after
+  // each, before it sleeps (adaptive_park.h says why; 0 turns it off).
+  int adaptive_spin_yields = 2;
+  // Time every poll call, wall and thread CPU, for WorkerStats::poll_ns and poll_cpu_ns: four
+  // clock reads per loop iteration (two of them system calls), which benchmarks of the poll
+  // path want (bench/storm) and a server does not. Off, only polls allowed to block are timed
+  // (they are anyway, for the idle time) and poll_cpu_ns stays 0.
   bool time_every_poll = false;
   PollerOptions poller;
   // Threads of the runtime's blocking pool (scheduler::run_blocking(fn)), created on first use;

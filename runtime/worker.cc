@@ -151,17 +151,26 @@ int64_t Worker::poll_timeout_ns() {
 bool Worker::spin_found_work(int64_t timeout_ns) {
   const int64_t window = runtime_.options().adaptive_spin_ns;
   if (window <= 0 || (timeout_ns > 0 && timeout_ns < window)) return false;
-  if (!spin_policy_.should_spin() || !runtime_.spin_gate_->try_enter()) return false;
-  const TimePoint end = Clock::now() + std::chrono::nanoseconds(window);
+  if (!spin_policy_.should_spin()) return false;
+  // A busy spin if a CPU is spare; with none spare, a yielding one (adaptive_park.h).
+  const bool busy = runtime_.spin_gate_->try_enter();
+  const int max_yields = runtime_.options().adaptive_spin_yields;
+  if (!busy && (max_yields <= 0 || !runtime_.spin_gate_->no_spare_cpu())) return false;
+  const TimePoint end = busy ? Clock::now() + std::chrono::nanoseconds(window) : TimePoint{};
   const uint64_t events_before = counters_.events.get();
   bool hit = false;
+  int yields = 0;
   do {
+    if (!busy) {
+      sched_yield();
+      ++yields;
+    }
     counters_.spin_polls.bump();
     poll(0);
     hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
           stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
-  } while (!hit && Clock::now() < end);
-  runtime_.spin_gate_->leave();
+  } while (!hit && (busy ? Clock::now() < end : yields < max_yields));
+  if (busy) runtime_.spin_gate_->leave();
   spin_policy_.record(hit);
   if (hit) counters_.spin_hits.bump();
   return hit;
@@ -188,21 +197,21 @@ void Worker::poll(int64_t timeout_ns) {
   // Only a poll allowed to block is timed: the idle time that load sampling subtracts. While
   // load is sampled, the CPU the thread used inside the wait is not idle time: on io_uring the
   // network work of the completions (copies into buffers, sends) runs inside io_uring_enter.
+  // time_every_poll times every call, wall and thread CPU (poll_ns, poll_cpu_ns).
   const bool timed = timeout_ns != 0;
   const bool wall_timed = timed || time_every_poll_;
-  const bool cpu_timed = timed && measure_wait_cpu_.load(std::memory_order_relaxed);
+  const bool cpu_timed =
+      time_every_poll_ || (timed && measure_wait_cpu_.load(std::memory_order_relaxed));
   const TimePoint wait_start = wall_timed ? Clock::now() : TimePoint{};
   const int64_t cpu_start = cpu_timed ? thread_cpu_ns() : 0;
   auto n = poller_->wait(absl::MakeSpan(events_), timeout_ns);
   if (wall_timed) {
     const int64_t waited =
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - wait_start).count();
+    const int64_t cpu = cpu_timed ? thread_cpu_ns() - cpu_start : 0;
     counters_.poll_ns.bump(static_cast<uint64_t>(waited));
-    if (timed) {
-      int64_t idle = waited;
-      if (cpu_timed) idle -= thread_cpu_ns() - cpu_start;
-      if (idle > 0) counters_.idle_ns.bump(static_cast<uint64_t>(idle));
-    }
+    if (time_every_poll_ && cpu > 0) counters_.poll_cpu_ns.bump(static_cast<uint64_t>(cpu));
+    if (timed && waited > cpu) counters_.idle_ns.bump(static_cast<uint64_t>(waited - cpu));
   }
   // Relaxed: a producer that still sees `true` only writes one spare wakeup, and one that still
   // counts this worker idle only looks for a parked flag it will not find.

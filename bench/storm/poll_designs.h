@@ -96,7 +96,6 @@ struct alignas(64) ThreadStats {
   uint64_t idle_timeouts = 0;  // polls or parks that ended by timeout (idle, not spurious)
   uint64_t poll_wall_ns = 0;   // CLOCK_MONOTONIC inside epoll_wait
   uint64_t poll_cpu_ns = 0;    // this thread's CPU clock inside epoll_wait
-  uint64_t cpu_ns = 0;         // this thread's CPU from the start of the run to its exit
   std::atomic<uint64_t> progress{0};
 };
 

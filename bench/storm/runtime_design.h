@@ -12,11 +12,11 @@
 // Per-run figures come from the workers' own counters (WorkerStats deltas, read when the run
 // ends): polls = poller wait calls, polled_events = events dispatched (an event handed to another
 // worker by a shared mode is counted where it is dispatched), handled = bytes read,
-// poll_wall_ns = time inside poller wait calls *including time blocked in them* (the runtime
-// does not separate the two; for burst, where workers rarely block, it approximates the poll
-// call's cost), poll_cpu_ns and spurious are not measured (0). stay-ready does not apply: the
-// runtime registers sockets edge-triggered and reads what is ready, so it never repeats a
-// level-triggered poll over unread sockets; such a run fails with a message saying so.
+// poll_wall_ns = time inside poller wait calls *including time blocked in them*, poll_cpu_ns =
+// the worker thread's CPU time inside them (RuntimeOptions::time_every_poll; less one clock
+// read per call, as the bare designs count it); spurious is not measured (0). stay-ready does not
+// apply: the runtime registers sockets edge-triggered and reads what is ready, so it never repeats
+// a level-triggered poll over unread sockets; such a run fails with a message saying so.
 #pragma once
 
 #include <memory>

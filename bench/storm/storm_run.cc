@@ -164,10 +164,7 @@ absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns
         workers.emplace_back([&, t] {
           ready.count_down();
           go.wait();
-          double cpu0 = now_s(CLOCK_THREAD_CPUTIME_ID);
           design->run_worker(t);
-          run.stats[static_cast<size_t>(t)].cpu_ns =
-              static_cast<uint64_t>((now_s(CLOCK_THREAD_CPUTIME_ID) - cpu0) * 1e9);
         });
       }
       ready.wait();
@@ -206,7 +203,6 @@ absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns
           result.sum.idle_timeouts += st.idle_timeouts;
           result.sum.poll_wall_ns += st.poll_wall_ns;
           result.sum.poll_cpu_ns += st.poll_cpu_ns;
-          result.sum.cpu_ns += st.cpu_ns;
         }
         result.events = result.sum.handled;
       }

@@ -41,7 +41,7 @@ struct RunResult {
   // The workers' ThreadStats added up.
   struct {
     uint64_t polls = 0, polled_events = 0, handled = 0, stale_events = 0, spurious = 0,
-             idle_timeouts = 0, poll_wall_ns = 0, poll_cpu_ns = 0, cpu_ns = 0;
+             idle_timeouts = 0, poll_wall_ns = 0, poll_cpu_ns = 0;
   } sum;
 };
 

@@ -69,7 +69,12 @@ TEST_P(StormDesignTest, EveryEventHandledOnce) {
     EXPECT_EQ(r->sum.stale_events, 0u);
     EXPECT_GE(r->sum.polled_events, pattern == Pattern::kStayReady ? r->events : r->rounds);
     EXPECT_GT(r->sum.polls, 0u);
-    EXPECT_GE(r->sum.cpu_ns, r->sum.poll_cpu_ns);
+    // Time inside the poll calls is part of the workers' CPU (the process less the driver), and
+    // the runtime designs measure it too.
+    EXPECT_GE(r->cpu_s * 1e9, static_cast<double>(r->sum.poll_cpu_ns));
+    if (pattern != Pattern::kStayReady) {
+      EXPECT_GT(r->sum.poll_cpu_ns, 0u);
+    }
     EXPECT_GE(r->total_cpu_s, r->cpu_s);
     // Nothing is left readable for the next run.
     EXPECT_EQ(conns->drain(), 0);

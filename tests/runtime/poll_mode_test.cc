@@ -69,15 +69,16 @@ TEST(SpinPolicy, KeepsSpinningWhileSpinsPay) {
 
 TEST(SpinPolicy, BacksOffAfterAPoorWindowAndDoublesOnEachFailedProbe) {
   SpinPolicy p;
+  for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
+    ASSERT_TRUE(p.should_spin());
+    p.record(i + 1 < SpinPolicy::kMinHitsPerWindow);  // one hit short of the minimum
+  }
   uint32_t expected_skip = SpinPolicy::kInitialBackoff;
   for (int probe = 0; probe < 10; ++probe) {
-    for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
-      ASSERT_TRUE(p.should_spin());
-      p.record(i + 1 < SpinPolicy::kMinHitsPerWindow);  // one hit short of the minimum
-    }
     uint32_t skipped = 0;
     while (!p.should_spin()) ++skipped;
     EXPECT_EQ(skipped, expected_skip) << "probe " << probe;
+    p.record(false);  // a failed probe is one spin
     expected_skip = std::min(expected_skip * 2, SpinPolicy::kMaxBackoff);
   }
 }
@@ -94,11 +95,13 @@ TEST(SpinPolicy, ASuccessfulProbeResetsTheBackoff) {
   };
   fail_window();
   EXPECT_EQ(skipped(), SpinPolicy::kInitialBackoff);
-  fail_window();
+  p.record(false);  // failed probe
   EXPECT_EQ(skipped(), 2 * SpinPolicy::kInitialBackoff);
-  for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) p.record(true);
-  EXPECT_EQ(skipped(), 0u);
-  fail_window();
+  p.record(true);  // successful probe: a fresh window of spins follows
+  for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
+    ASSERT_EQ(skipped(), 0u);
+    p.record(false);
+  }
   EXPECT_EQ(skipped(), SpinPolicy::kInitialBackoff);
 }
 
@@ -131,6 +134,31 @@ uint64_t spins_after_posts(PollMode mode) {
   uint64_t spins = rt.worker(0).stats().spin_polls;
   rt.stop();
   return spins;
+}
+
+// The same with as many workers as CPUs (none spare): posts go to worker 0 only, and an
+// adaptive worker spins by yielding before it parks, unless adaptive_spin_yields is 0.
+uint64_t yield_spins_after_posts(int max_yields) {
+  RuntimeOptions options{.workers = allowed_cpus().size(),
+                         .backend = Backend::kEpoll,
+                         .poll_mode = PollMode::kAdaptive};
+  options.adaptive_spin_yields = max_yields;
+  Runtime rt(options);
+  EXPECT_TRUE(rt.start().ok());
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 40; ++i) {
+    rt.post_to(0, [&ran] { ran.fetch_add(1); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  while (ran.load() < 40) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  uint64_t spins = rt.worker(0).stats().spin_polls;
+  rt.stop();
+  return spins;
+}
+
+TEST(AdaptiveMode, WithNoSpareCpuWorkersSpinByYieldingUnlessTurnedOff) {
+  EXPECT_GT(yield_spins_after_posts(2), 0u);
+  EXPECT_EQ(yield_spins_after_posts(0), 0u);
 }
 
 TEST(AdaptiveMode, WorkersSpinBeforeParkingAndShardedOnesDoNot) {

@@ -378,6 +378,37 @@ TEST(RuntimeTest, UncaughtExceptionIsCountedAndTheRuntimeKeepsRunning) {
   rt.stop();
 }
 
+// Yields 2,000 times, so the worker makes at least as many non-blocking polls, and returns the
+// worker's counters after.
+WorkerStats stats_after_busy_polls(const RuntimeOptions& options) {
+  Runtime rt(options);
+  EXPECT_TRUE(rt.start().ok());
+  rt.call_on(0, [] {
+    spawn([]() -> Task<void> {
+      for (int i = 0; i < 2000; ++i) co_await yield_now();
+    }());
+  });
+  EXPECT_TRUE(testing::wait_until([&] { return rt.live_tasks() == 0; }));
+  WorkerStats stats = rt.call_on(0, [&] { return rt.worker(0).stats(); });
+  rt.stop();
+  return stats;
+}
+
+TEST(RuntimeTest, TimeEveryPollCountsWallAndCpuTimeOfEveryPoll) {
+  RuntimeOptions options = workers(1);
+  options.time_every_poll = true;
+  const WorkerStats timed = stats_after_busy_polls(options);
+  EXPECT_GE(timed.polls, 2000u);
+  EXPECT_GT(timed.poll_cpu_ns, 0u);
+  // Each call's CPU time is read inside its wall-time bracket; 1 µs per call covers the two
+  // clocks' different granularity.
+  EXPECT_LE(timed.poll_cpu_ns, timed.poll_ns + timed.polls * 1000);
+
+  const WorkerStats untimed = stats_after_busy_polls(workers(1));
+  EXPECT_GE(untimed.polls, 2000u);
+  EXPECT_EQ(untimed.poll_cpu_ns, 0u) << "CPU time is read only when time_every_poll asks";
+}
+
 TEST(RuntimeTest, LiveTasksCountsRootsAcrossWorkers) {
   Runtime rt(workers(2));
   ASSERT_TRUE(rt.start().ok());
