@@ -8,8 +8,9 @@
 //   - a worker spins only while its spins have paid: of its last kWindow spins, at least
 //     kMinHitsPerWindow found work. Below that it stops spinning for `backoff` parks, then
 //     probes with one spin; each failed probe doubles the backoff (up to kMaxBackoff), a
-//     successful one resets it and starts a new window. (Probing with a whole window cost
-//     trickle 16 futile spins per probe, which short runs never amortised.);
+//     successful one resets it and starts a new window. A worker starts with a probe too.
+//     (Probing with a whole window cost trickle 16 futile spins per probe, which short runs
+//     never amortised.);
 //   - a park whose timer is due sooner than the spin window does not spin (it would be a
 //     busy-wait for the timer);
 //   - a busy spinner needs a CPU that no worker would otherwise use: with W workers on C CPUs,
@@ -95,7 +96,9 @@ class SpinPolicy {
   uint32_t hits_ = 0;
   uint32_t parks_to_skip_ = 0;
   uint32_t backoff_ = kInitialBackoff;
-  bool probing_ = false;  // the next spin is a probe after a backoff
+  // The next spin is a probe: after a backoff, and first of all, so a worker spins only once
+  // a spin has paid (a worker whose spins never pay pays one, not a window of 16).
+  bool probing_ = true;
 };
 
 class SpinGate {

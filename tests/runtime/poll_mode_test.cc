@@ -56,8 +56,19 @@ TEST(PollModeValidation, SharedModesCapTheWorkerCount) {
   EXPECT_NE(st.message().find("at most 255 workers"), std::string::npos) << st;
 }
 
+TEST(SpinPolicy, StartsWithOneProbe) {
+  SpinPolicy hit, miss;
+  ASSERT_TRUE(hit.should_spin());
+  hit.record(true);
+  EXPECT_FALSE(hit.backing_off());
+  ASSERT_TRUE(miss.should_spin());
+  miss.record(false);  // one futile spin is enough to back off
+  EXPECT_TRUE(miss.backing_off());
+}
+
 TEST(SpinPolicy, KeepsSpinningWhileSpinsPay) {
   SpinPolicy p;
+  p.record(true);  // the first probe
   for (int round = 0; round < 10; ++round) {
     for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
       ASSERT_TRUE(p.should_spin());
@@ -69,6 +80,7 @@ TEST(SpinPolicy, KeepsSpinningWhileSpinsPay) {
 
 TEST(SpinPolicy, BacksOffAfterAPoorWindowAndDoublesOnEachFailedProbe) {
   SpinPolicy p;
+  p.record(true);  // the first probe
   for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) {
     ASSERT_TRUE(p.should_spin());
     p.record(i + 1 < SpinPolicy::kMinHitsPerWindow);  // one hit short of the minimum
@@ -85,6 +97,7 @@ TEST(SpinPolicy, BacksOffAfterAPoorWindowAndDoublesOnEachFailedProbe) {
 
 TEST(SpinPolicy, ASuccessfulProbeResetsTheBackoff) {
   SpinPolicy p;
+  p.record(true);  // the first probe
   auto fail_window = [&] {
     for (uint32_t i = 0; i < SpinPolicy::kWindow; ++i) p.record(false);
   };
