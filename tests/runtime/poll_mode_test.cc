@@ -133,10 +133,10 @@ TEST(SpinGate, AdmitsOnlySpareCpusAndAtMostHalfOfThem) {
   EXPECT_FALSE(two_spare.try_enter());
 }
 
-// Posting to a worker 40 times, a millisecond apart, makes it park 40 times: an adaptive worker
-// with a spare CPU spins before (at least) the first parks, a sharded one never does.
-uint64_t spins_after_posts(PollMode mode) {
-  Runtime rt({.workers = 1, .backend = Backend::kEpoll, .poll_mode = mode});
+// Posting to worker 0 40 times, a millisecond apart, makes it park 40 times; returns how many
+// non-blocking polls it made spinning before those parks.
+uint64_t spins_after_posts(const RuntimeOptions& options) {
+  Runtime rt(options);
   EXPECT_TRUE(rt.start().ok());
   std::atomic<int> ran{0};
   for (int i = 0; i < 40; ++i) {
@@ -149,24 +149,20 @@ uint64_t spins_after_posts(PollMode mode) {
   return spins;
 }
 
-// The same with as many workers as CPUs (none spare): posts go to worker 0 only, and an
-// adaptive worker spins by yielding before it parks, unless adaptive_spin_yields is 0.
+// One worker with a spare CPU: an adaptive worker spins before (at least) the first parks, a
+// sharded one never does.
+uint64_t spins_after_posts(PollMode mode) {
+  return spins_after_posts({.workers = 1, .backend = Backend::kEpoll, .poll_mode = mode});
+}
+
+// As many workers as CPUs (none spare): an adaptive worker spins by yielding before it parks,
+// unless adaptive_spin_yields is 0.
 uint64_t yield_spins_after_posts(int max_yields) {
   RuntimeOptions options{.workers = allowed_cpus().size(),
                          .backend = Backend::kEpoll,
                          .poll_mode = PollMode::kAdaptive};
   options.adaptive_spin_yields = max_yields;
-  Runtime rt(options);
-  EXPECT_TRUE(rt.start().ok());
-  std::atomic<int> ran{0};
-  for (int i = 0; i < 40; ++i) {
-    rt.post_to(0, [&ran] { ran.fetch_add(1); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  while (ran.load() < 40) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  uint64_t spins = rt.worker(0).stats().spin_polls;
-  rt.stop();
-  return spins;
+  return spins_after_posts(options);
 }
 
 TEST(AdaptiveMode, WithNoSpareCpuWorkersSpinByYieldingUnlessTurnedOff) {
