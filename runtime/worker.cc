@@ -152,10 +152,13 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
   const int64_t window = runtime_.options().adaptive_spin_ns;
   if (window <= 0 || (timeout_ns > 0 && timeout_ns < window)) return false;
   if (!spin_policy_.should_spin()) return false;
-  // A busy spin if a CPU is spare; with none spare, a yielding one (adaptive_park.h).
-  const bool busy = runtime_.spin_gate_->try_enter();
+  // A busy spin if a CPU is spare; with none spare, a yielding one (adaptive_park.h). The gate's
+  // shared counter is touched only where it can admit someone: with no spare CPU it never does.
+  SpinGate& gate = *runtime_.spin_gate_;
+  const bool no_spare_cpu = gate.no_spare_cpu();
+  const bool busy = !no_spare_cpu && gate.try_enter();
   const int max_yields = runtime_.options().adaptive_spin_yields;
-  if (!busy && (max_yields <= 0 || !runtime_.spin_gate_->no_spare_cpu())) return false;
+  if (!busy && (max_yields <= 0 || !no_spare_cpu)) return false;
   const TimePoint end = busy ? Clock::now() + std::chrono::nanoseconds(window) : TimePoint{};
   const uint64_t events_before = counters_.events.get();
   bool hit = false;
@@ -170,7 +173,7 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
     hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
           stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
   } while (!hit && (busy ? Clock::now() < end : yields < max_yields));
-  if (busy) runtime_.spin_gate_->leave();
+  if (busy) gate.leave();
   spin_policy_.record(hit);
   if (hit) counters_.spin_hits.bump();
   return hit;
