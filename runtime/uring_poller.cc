@@ -207,7 +207,14 @@ absl::Status UringPoller::recv_multishot(int fd, uint64_t token) {
 absl::Status UringPoller::sendmsg(int fd, const msghdr* msg, uint64_t token) {
   auto sqe = next_sqe();
   if (!sqe.ok()) return sqe.status();
-  io_uring_prep_sendmsg(*sqe, fd, msg, MSG_NOSIGNAL);
+  if (msg->msg_iovlen == 1 && msg->msg_name == nullptr && msg->msg_controllen == 0) {
+    // One contiguous buffer (the usual reply): IORING_OP_SEND skips the msghdr and iovec copy
+    // and import that IORING_OP_SENDMSG does per call (io_sendmsg_setup: 1.2% of an echo
+    // server's perf samples at pipeline 16). Same bytes, same result, same MSG_NOSIGNAL.
+    io_uring_prep_send(*sqe, fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, MSG_NOSIGNAL);
+  } else {
+    io_uring_prep_sendmsg(*sqe, fd, msg, MSG_NOSIGNAL);
+  }
   io_uring_sqe_set_data64(*sqe, token);
   return absl::OkStatus();
 }
