@@ -16,6 +16,9 @@
 #        rt-global rt-throttled rt-adaptive rt-adaptive-uring" (rt-sharded-uring also exists)
 #        PATTERNS="burst trickle" (or stay-ready) REPEATS=3 DURATION=0.25 (seconds per run)
 #        TRANSPORT=tcp|unix MAX_EVENTS=128 ARM=oneshot|edge GO=auto|off OUT=BUILD_DIR/storm.csv
+#        TIME_POLLS=1|0 (0: the rt-* designs run untimed, as in production, with no poll figures:
+#        the fair setting for events/s and CPU per event against the Go peer, which times
+#        nothing; the bare designs always time their polls)
 # The defaults (2 N x 2 patterns x 7 T x 3 repeats x 8 designs + Go) take about 4 minutes;
 # `make run` (NS=1024 DURATION=0.15) about 95 s; DURATION=2 gives
 # steadier numbers. N needs 2N file descriptors: an N that does not fit the hard open-file limit
@@ -33,6 +36,7 @@ transport=${TRANSPORT:-tcp}
 max_events=${MAX_EVENTS:-128}
 arm=${ARM:-oneshot}
 use_go=${GO:-auto}
+time_polls=${TIME_POLLS:-1}
 out=${OUT:-$build/storm.csv}
 
 die() {
@@ -49,6 +53,7 @@ for p in $patterns; do [[ $p =~ ^(burst|trickle|stay-ready)$ ]] || die "unknown 
 [[ $transport =~ ^(tcp|unix)$ ]] || die "TRANSPORT must be tcp or unix"
 [[ $arm =~ ^(oneshot|edge)$ ]] || die "ARM must be oneshot or edge"
 [[ $use_go =~ ^(auto|off)$ ]] || die "GO must be auto or off"
+[[ $time_polls =~ ^[01]$ ]] || die "TIME_POLLS must be 1 or 0"
 
 storm=$build/bench/storm
 if [ ! -x "$storm" ]; then
@@ -90,7 +95,8 @@ n_threads=${#thread_list[@]}
 echo "storm matrix: kernel $kernel, $(nproc) CPUs, commit $commit, $transport, max_events $max_events," \
   "arm $arm, ${duration}s x $repeats runs per cell, open-file limit $limit," \
   "Go peer: $go_desc"
-echo "  N: $ns; T: $threads; designs: $designs; patterns: $patterns"
+echo "  N: $ns; T: $threads; designs: $designs; patterns: $patterns;" \
+  "runtime polls $([ "$time_polls" = 1 ] && echo "timed" || echo "untimed (no poll figures for rt-*)")"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews every figure)"
 
 tmp=$(mktemp -d)
@@ -114,7 +120,8 @@ for n in $ns; do
     rc=0
     "$storm" --csv --pattern "$p" --connections "$n" --transport "$transport" \
       --design "$designs_csv" --threads "$threads_csv" --repeats "$repeats" \
-      --duration "$duration" --max_events "$max_events" --arm "$arm" >> "$raw" || rc=$?
+      --duration "$duration" --max_events "$max_events" --arm "$arm" \
+      --time_polls="$([ "$time_polls" = 1 ] && echo true || echo false)" >> "$raw" || rc=$?
     [ "$rc" = 3 ] && continue
     [ "$rc" = 0 ] || { echo "run_storm: storm failed (status $rc)" >&2; exit 1; }
     if [ -n "$storm_go" ] && [ "$p" != stay-ready ]; then

@@ -14,7 +14,8 @@
 // worker by a shared mode is counted where it is dispatched), handled = bytes read,
 // poll_wall_ns = time inside poller wait calls *including time blocked in them*, poll_cpu_ns =
 // the worker thread's CPU time inside them (RuntimeOptions::time_every_poll; less one clock
-// read per call, as the bare designs count it); spurious is not measured (0). stay-ready does not
+// read per call, as the bare designs count it); both are 0 when RunConfig::time_polls is off (the
+// runtime then runs untimed, as in production); spurious is not measured (0). stay-ready does not
 // apply: the runtime registers sockets edge-triggered and reads what is ready, so it never repeats
 // a level-triggered poll over unread sockets; such a run fails with a message saying so.
 #pragma once

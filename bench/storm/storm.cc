@@ -47,6 +47,9 @@ DEFINE_string(arm, "oneshot",
               "global/throttled registration for burst and trickle: oneshot (EPOLLONESHOT, "
               "re-armed with EPOLL_CTL_MOD after each read) or edge (EPOLLET, as Go)");
 DEFINE_int32(repeats, 1, "runs per (threads, design)");
+DEFINE_bool(time_polls, true,
+            "runtime designs: time every poll call for the poll figures (false: run untimed, as "
+            "in production, and report no poll figures; the bare designs always time)");
 DEFINE_bool(csv, false, "print CSV lines on stdout (text lines go to stderr as progress)");
 DEFINE_bool(csv_header, false, "with --csv: print the header line first");
 
@@ -228,11 +231,12 @@ int main(int argc, char** argv) {
   std::fprintf(info,
                "storm: kernel %s, %u CPUs; %s pattern, N=%d %s connections, threads %s, designs "
                "%s, max_events %d, arm %s, %.2f s x %d runs, open-file limit %ld, thread-CPU clock "
-               "read %llu ns\n",
+               "read %llu ns, runtime polls %s\n",
                uts.release, std::thread::hardware_concurrency(), FLAGS_pattern.c_str(), n,
                FLAGS_transport.c_str(), FLAGS_threads.c_str(), FLAGS_design.c_str(),
                FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, *limit,
-               static_cast<unsigned long long>(cpu_clock_overhead_ns));
+               static_cast<unsigned long long>(cpu_clock_overhead_ns),
+               FLAGS_time_polls ? "timed" : "untimed");
   if (FLAGS_csv && FLAGS_csv_header) std::printf("%s\n", kCsvHeader);
 
   for (int repeat = 1; repeat <= FLAGS_repeats; ++repeat) {
@@ -243,7 +247,8 @@ int main(int argc, char** argv) {
                          .arm = arm,
                          .threads = t,
                          .max_events = FLAGS_max_events,
-                         .cpu_clock_overhead_ns = cpu_clock_overhead_ns};
+                         .cpu_clock_overhead_ns = cpu_clock_overhead_ns,
+                         .time_polls = FLAGS_time_polls};
         auto result = run_once(config, *conns, limits, repeat);
         if (!result.ok()) {
           std::fprintf(stderr, "storm: %s T=%d run %d failed: %s\n", design_name(config.design), t,

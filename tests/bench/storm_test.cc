@@ -125,6 +125,34 @@ TEST(StormRuntimeDesignTest, StayReadyIsRefusedWithTheReason) {
   EXPECT_TRUE(runtime_design_usable(Design::kSharded, Pattern::kStayReady).ok());
 }
 
+// --time_polls=false: the runtime runs as in production (no clock reads around its polls), every
+// event still counted once, and no poll time is reported rather than a wrong one.
+TEST(StormRuntimeDesignTest, UntimedRunCountsEventsAndReportsNoPollTime) {
+  constexpr int kConnections = 9;
+  constexpr uint64_t kRounds = 6;
+  auto conns = ConnectionSet::open(Transport::kTcp, kConnections);
+  ASSERT_TRUE(conns.ok()) << conns.status();
+  for (bool timed : {true, false}) {
+    SCOPED_TRACE(timed ? "timed" : "untimed");
+    const RunConfig config{.design = Design::kRtAdaptive,
+                           .pattern = Pattern::kBurst,
+                           .threads = 2,
+                           .time_polls = timed};
+    auto r =
+        run_once(config, *conns, {.duration_s = kGenerousSeconds, .max_iterations = kRounds}, 1);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->events, kRounds * kConnections);
+    EXPECT_GT(r->sum.polls, 0u);
+    if (timed) {
+      EXPECT_GT(r->sum.poll_cpu_ns, 0u);
+    } else {
+      EXPECT_EQ(r->sum.poll_cpu_ns, 0u);
+      EXPECT_EQ(r->sum.poll_wall_ns, 0u);
+    }
+    EXPECT_EQ(conns->drain(), 0);
+  }
+}
+
 TEST(StormConnectionSetTest, DrainDiscardsPendingBytes) {
   auto conns = ConnectionSet::open(Transport::kTcp, 3);
   ASSERT_TRUE(conns.ok()) << conns.status();
