@@ -137,46 +137,43 @@ run_loadgen() {
 echo "kernel floor: kernel $(uname -r), $(nproc) CPUs, servers on CPU $server_cpu, load on CPU" \
   "$load_cpu, commit $commit, $repeats runs per server, ${seconds}s loads, perf ${perf_seconds}s"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# One run of a row on one server: start it, load it while perf samples it, stop it.
+run_echo() {  # echo_epoll | echo_io_uring
+  start_shardloop echo_server "$build/examples/echo_server" --workers 1 --backend "${1#echo_}"
+  measure echo "$1" run_loadgen
+  stop_server
+}
+run_http() {  # http_server | nginx
+  if [ "$1" = http_server ]; then
+    start_shardloop http_server "$build/examples/http_server" --workers 1 --pin
+  else
+    start_nginx
+  fi
+  measure http "$1" run_wrk 100 "$seconds"
+  stop_server
+}
+run_kv() {  # kv_server | redis-server
+  if [ "$1" = kv_server ]; then
+    start_shardloop kv_server "$build/examples/kv_server" --workers 1
+  else
+    start_redis
+  fi
+  # SET first so that GET finds its keys; only the GET run is measured. -n sized to outlast the
+  # perf window at about 150k requests/s.
+  run_redis_benchmark set 50 1 100000 100000 > /dev/null
+  measure kv "$1" run_redis_benchmark get 50 1 $((seconds * 150000)) 100000
+  stop_server
+}
+# Run R of a row: both servers in turn, which goes first alternating, so drift hits both alike.
+run_row() {  # ROW R SERVER_A SERVER_B
+  [ -z "$only" ] || [ "$only" = "$1" ] || return 0
+  if [ $(($2 % 2)) -eq 1 ]; then "run_$1" "$3"; "run_$1" "$4"; else "run_$1" "$4"; "run_$1" "$3"; fi
+}
+
 for r in $(seq "$repeats"); do
-  if [ -z "$only" ] || [ "$only" = echo ]; then
-    for backend in epoll io_uring; do
-      start_shardloop echo_server "$build/examples/echo_server" --workers 1 --backend "$backend"
-      measure echo "echo_$backend" run_loadgen
-      stop_server
-    done
-  fi
-  if [ -z "$only" ] || [ "$only" = http ]; then
-    order="shardloop peer"
-    [ $((r % 2)) -eq 0 ] && order="peer shardloop"
-    for side in $order; do
-      if [ "$side" = shardloop ]; then
-        start_shardloop http_server "$build/examples/http_server" --workers 1 --pin
-        measure http http_server run_wrk 100 "$seconds"
-      else
-        start_nginx
-        measure http nginx run_wrk 100 "$seconds"
-      fi
-      stop_server
-    done
-  fi
-  if [ -z "$only" ] || [ "$only" = kv ]; then
-    order="shardloop peer"
-    [ $((r % 2)) -eq 0 ] && order="peer shardloop"
-    for side in $order; do
-      if [ "$side" = shardloop ]; then
-        start_shardloop kv_server "$build/examples/kv_server" --workers 1
-        name=kv_server
-      else
-        start_redis
-        name="redis-server"
-      fi
-      # SET first so that GET finds its keys; only the GET run is measured. -n sized to outlast
-      # the perf window at about 150k requests/s.
-      run_redis_benchmark set 50 1 100000 100000 > /dev/null
-      measure kv "$name" run_redis_benchmark get 50 1 $((seconds * 150000)) 100000
-      stop_server
-    done
-  fi
+  run_row echo "$r" echo_epoll echo_io_uring
+  run_row http "$r" http_server nginx
+  run_row kv "$r" kv_server redis-server
 done
 
 echo
