@@ -15,7 +15,9 @@
 #   kv:    kv_server --workers 1 vs redis-server, redis-benchmark -c 50 -t get (no pipelining).
 # Per run: the server's CPU per request (/proc/PID/stat over the whole load run) and the share of
 # its CPU samples inside tcp_sendmsg + tcp_recvmsg (`perf record -e cpu-clock -g` on the server
-# for PERF_SECONDS in the middle of the run). Medians over REPEATS runs, servers alternating.
+# for PERF_SECONDS in the middle of the run), and in the kernel at all: the rest splits into the
+# kernel's other work (syscall entry, poller, scheduling) and user space. Medians over REPEATS
+# runs, servers alternating.
 #
 # Usage: bench/kernel_floor.sh [BUILD_DIR]              (default build/release)
 #   env: REPEATS=3 SECONDS_PER_RUN=5 PERF_SECONDS=3 ONLY=echo|http|kv SERVER_CPU=1 LOAD_CPU=0
@@ -81,17 +83,23 @@ start=$(date +%s)
 results="$peers_tmp/results"
 : > "$results"
 
-# Share (percent) of the samples in perf.data whose stack holds tcp_sendmsg or tcp_recvmsg. The
-# two never nest, so their "children" percentages add up.
-tcp_share() {
-  perf report -i "$1" --children --sort sym --stdio -g none 2>/dev/null |
+# "TCP KERNEL": the shares (percent) of the samples in perf.data whose stack holds tcp_sendmsg or
+# tcp_recvmsg (the two never nest, so their "children" percentages add up), and of the samples
+# taken in the kernel at all. KERNEL - TCP is the kernel's work outside TCP: system call entry,
+# the poller (epoll, or io_uring's submission, task work and completions), scheduling.
+profile_shares() {
+  local tcp kernel
+  tcp=$(perf report -i "$1" --children --sort sym --stdio -g none 2>/dev/null |
     awk '$3 == "[k]" && ($4 == "tcp_sendmsg" || $4 == "tcp_recvmsg") { gsub("%", "", $1); s += $1 }
-         END { printf "%.2f\n", s + 0 }'
+         END { printf "%.2f\n", s + 0 }')
+  kernel=$(perf report -i "$1" --no-children --sort dso --stdio -g none 2>/dev/null |
+    awk '$2 == "[kernel.kallsyms]" { gsub("%", "", $1); s += $1 } END { printf "%.2f\n", s + 0 }')
+  echo "$tcp $kernel"
 }
 
 # Runs LOAD_FUNCTION (which prints the peers.sh result line) in the background against the
 # running server, records perf on the server's main process in the middle of it, and appends
-# "ROW|SERVER|rps requests cpu_us tcp_share" to $results.
+# "ROW|SERVER|rps requests cpu_us tcp_share kernel_share" to $results.
 measure() {
   local row=$1 server=$2 load=$3
   shift 3
@@ -103,19 +111,19 @@ measure() {
   perf record -q -e cpu-clock -F 999 -g -p "${server_pids[-1]}" -o "$data" \
     -- sleep "$perf_seconds" >/dev/null 2>&1 || true
   wait "$load_pid"
-  local share
-  share=$(tcp_share "$data")
+  local shares
+  shares=$(profile_shares "$data")
   # shellcheck disable=SC2046
   set -- $(cat "$line_file")
   if ! server_alive || [ "${2:-0}" -eq 0 ] || [ "${6:-1}" -ne 0 ]; then
     echo "kernel_floor: $server failed in '$row' (result '$*')" >&2
     exit 1
   fi
-  awk -v row="$row" -v s="$server" -v rps="$1" -v n="$2" -v cpu="$5" -v share="$share" 'BEGIN {
-    per = cpu / n
-    printf "  %-5s %-16s %9.0f req/s %7.3f us/req, %5.1f%% in TCP send/recv = %6.3f us/req\n",
-           row, s, rps, per, share, per * share / 100 }'
-  echo "$row|$server|$1 $2 $5 $share" >> "$results"
+  awk -v row="$row" -v s="$server" -v rps="$1" -v n="$2" -v cpu="$5" -v shares="$shares" 'BEGIN {
+    per = cpu / n; split(shares, sh, " ")
+    printf "  %-5s %-16s %9.0f req/s %7.3f us/req, %5.1f%% in TCP send/recv = %6.3f us/req, %5.1f%% in the kernel\n",
+           row, s, rps, per, sh[1], per * sh[1] / 100, sh[2] }'
+  echo "$row|$server|$1 $2 $5 $shares" >> "$results"
 }
 
 # loadgen as a peers.sh load function: "rps requests tool_s wall_s cpu_us errors".
@@ -177,9 +185,10 @@ for r in $(seq "$repeats"); do
 done
 
 echo
-echo "medians over $repeats runs (TCP = samples inside tcp_sendmsg + tcp_recvmsg):"
-printf '%-5s %-16s %10s %10s %8s %10s %10s\n' row server "req/s" "CPU us/req" "TCP %" \
-  "TCP us/req" "other"
+echo "medians over $repeats runs; CPU us/req = TCP (inside tcp_sendmsg + tcp_recvmsg) + the kernel's"
+echo "other work (syscall entry, poller, scheduling) + user space:"
+printf '%-5s %-16s %10s %10s %8s %10s %10s %10s\n' row server "req/s" "CPU us/req" "TCP %" \
+  "TCP us/req" "kernel oth" "user"
 awk -F'|' '
   function median(a, n,   i, j, t) {
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -190,14 +199,19 @@ awk -F'|' '
     if (!(key in n)) order[++keys] = key
     k = ++n[key]; rps[key, k] = f[1]; cpu[key, k] = f[3] / f[2]; share[key, k] = f[4]
     tcp[key, k] = f[3] / f[2] * f[4] / 100
+    kother[key, k] = f[3] / f[2] * (f[5] - f[4]) / 100; user[key, k] = f[3] / f[2] * (100 - f[5]) / 100
   }
   END {
     for (i = 1; i <= keys; i++) {
       key = order[i]; m = n[key]
-      for (k = 1; k <= m; k++) { a[k] = rps[key, k]; b[k] = cpu[key, k]; c[k] = share[key, k]; d[k] = tcp[key, k] }
+      for (k = 1; k <= m; k++) {
+        a[k] = rps[key, k]; b[k] = cpu[key, k]; c[k] = share[key, k]; d[k] = tcp[key, k]
+        g[k] = kother[key, k]; h[k] = user[key, k]
+      }
       R[key] = median(a, m); C[key] = median(b, m); S[key] = median(c, m); T[key] = median(d, m)
+      K[key] = median(g, m); U[key] = median(h, m)
       split(key, p, "|")
-      printf "%-5s %-16s %10.0f %10.3f %7.1f%% %10.3f %10.3f\n", p[1], p[2], R[key], C[key], S[key], T[key], C[key] - T[key]
+      printf "%-5s %-16s %10.0f %10.3f %7.1f%% %10.3f %10.3f %10.3f\n", p[1], p[2], R[key], C[key], S[key], T[key], K[key], U[key]
     }
     print ""
     print "floors use the smaller of a row'"'"'s two TCP figures (the same work, measured twice): the"
@@ -206,7 +220,8 @@ awk -F'|' '
     if ((e in C) && (u in C)) {
       t = T[u] < T[e] ? T[u] : T[e]
       printf "echo: io_uring has %.2fx epoll'"'"'s requests per CPU-second; with nothing outside TCP it could reach at most %.2fx (target 1.2x)\n", C[e] / C[u], C[e] / t
-      printf "      for 1.2x its other work must fall from %.3f to %.3f us/req (epoll'"'"'s other work: %.3f)\n", C[u] - T[u], C[e] / 1.2 - t, C[e] - T[e]
+      printf "      for 1.2x its other work must fall from %.3f to %.3f us/req (epoll'"'"'s other work: %.3f);\n", C[u] - T[u], C[e] / 1.2 - t, C[e] - T[e]
+      printf "      of that, %.3f us/req is the kernel'"'"'s own io_uring, syscall and scheduling work\n", K[u]
     }
     s = "http|http_server"; p2 = "http|nginx"
     if ((s in C) && (p2 in C)) {
