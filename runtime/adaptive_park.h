@@ -20,15 +20,18 @@
 //     CPU from the threads that produce its events (the client, the other workers) and adaptive
 //     ran 12-26% below sharded until busy spinning was limited to spare CPUs;
 //   - with no CPU spare (W >= C) a worker spins by yielding instead: up to
-//     RuntimeOptions::adaptive_spin_yields times (default 2) it calls sched_yield(), which runs
+//     RuntimeOptions::adaptive_spin_yields times (default 8) it calls sched_yield(), which runs
 //     whoever else is runnable on its CPU (often the thread about to make its next event), then
 //     polls without blocking. A woken worker that found one event would otherwise sleep again
 //     at once and be woken for the next one: a voluntary switch and a wakeup per event. Measured
 //     (burst, N = 1024, 2 CPUs): events/s at T = 2 / 8 / 64 from 179k / 126k / 100k (sharded)
 //     to 245k / 212k / 214k, voluntary switches per 1,000 events from ~700-950 to 10-90; trickle
 //     unchanged within noise (its yields rarely find work, so the hit-rate rule backs off).
-//     1, 2, 4 and 8 yields gave the same burst figures within noise; more yields cost trickle
-//     more futile polls, so the default is 2.
+//     How many yields it takes depends on the host: one 2-core machine gave the same burst
+//     figures for 1, 2, 4 and 8; another, same kernel, ran burst at T = 4 / 16 / 32 / 64 at
+//     ~165k / 140k / 120k / 110k events/s with 2 and ~200k / 185k / 185k / 180k with 8 (4 runs
+//     each, side by side), trickle and the servers' CPU per request unchanged within noise (the
+//     hit-rate rule stops futile spins); 16 and 32 were no better than 8. So the default is 8.
 //
 // Why these numbers: on this project's 2-core test machines a park-and-wake round trip costs
 // ~10-20 µs of CPU across both threads (eventfd write, futex wake, two switches), so a 20 µs

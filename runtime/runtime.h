@@ -53,7 +53,7 @@ struct RuntimeOptions {
   // Adaptive mode with no spare CPU (as many workers as CPUs, or more): a worker about to park
   // gives its CPU away with sched_yield() up to this many times, polling without blocking after
   // each, before it sleeps (adaptive_park.h says why; 0 turns it off).
-  int adaptive_spin_yields = 2;
+  int adaptive_spin_yields = 8;
   // Time every poll call, wall and thread CPU, for WorkerStats::poll_ns and poll_cpu_ns: four
   // clock reads per loop iteration (two of them system calls), which benchmarks of the poll
   // path want (bench/storm) and a server does not. Off, only polls allowed to block are timed
