@@ -18,8 +18,8 @@ if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)
 fi
 # Optional tools that tests and `make run` use when present: strace for syscall counts, redis-tools
-# (redis-cli, redis-benchmark) and wrk to drive the example servers with real clients.
-optional=(strace redis-tools wrk)
+# (redis-cli, redis-benchmark), wrk and curl to drive the example servers with real clients.
+optional=(strace redis-tools wrk curl)
 
 missing=()
 for p in "${packages[@]}" "${optional[@]}"; do
