@@ -165,7 +165,13 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
   int yields = 0;
   do {
     if (!busy) {
+      // The CPU given away is idle time for load sampling (the rebalancer balances busy time):
+      // counted as busy, a lightly loaded worker's yields would make it look loaded.
+      const TimePoint yield_start = Clock::now();
       sched_yield();
+      counters_.idle_ns.bump(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - yield_start)
+              .count()));
       ++yields;
     }
     counters_.spin_polls.bump();

@@ -54,6 +54,8 @@ for p in $patterns; do [[ $p =~ ^(burst|trickle|stay-ready)$ ]] || die "unknown 
 [[ $arm =~ ^(oneshot|edge)$ ]] || die "ARM must be oneshot or edge"
 [[ $use_go =~ ^(auto|off)$ ]] || die "GO must be auto or off"
 [[ $time_polls =~ ^[01]$ ]] || die "TIME_POLLS must be 1 or 0"
+time_polls_flag=false
+[ "$time_polls" = 1 ] && time_polls_flag=true
 
 storm=$build/bench/storm
 if [ ! -x "$storm" ]; then
@@ -96,7 +98,7 @@ echo "storm matrix: kernel $kernel, $(nproc) CPUs, commit $commit, $transport, m
   "arm $arm, ${duration}s x $repeats runs per cell, open-file limit $limit," \
   "Go peer: $go_desc"
 echo "  N: $ns; T: $threads; designs: $designs; patterns: $patterns;" \
-  "runtime polls $([ "$time_polls" = 1 ] && echo "timed" || echo "untimed (no poll figures for rt-*)")"
+  "runtime polls $([ "$time_polls_flag" = true ] && echo "timed" || echo "untimed (no poll figures for rt-*)")"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews every figure)"
 
 tmp=$(mktemp -d)
@@ -121,7 +123,7 @@ for n in $ns; do
     "$storm" --csv --pattern "$p" --connections "$n" --transport "$transport" \
       --design "$designs_csv" --threads "$threads_csv" --repeats "$repeats" \
       --duration "$duration" --max_events "$max_events" --arm "$arm" \
-      --time_polls="$([ "$time_polls" = 1 ] && echo true || echo false)" >> "$raw" || rc=$?
+      --time_polls="$time_polls_flag" >> "$raw" || rc=$?
     [ "$rc" = 3 ] && continue
     [ "$rc" = 0 ] || { echo "run_storm: storm failed (status $rc)" >&2; exit 1; }
     if [ -n "$storm_go" ] && [ "$p" != stay-ready ]; then
