@@ -44,21 +44,8 @@ case "$only" in "" | http | kv) ;; *)
   exit 2
   ;;
 esac
-if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then
-  echo "compare_peers: needs 2 CPUs and taskset (server and load tool on separate CPUs)" >&2
-  exit 1
-fi
-
-# 1000 connections need more descriptors than the usual soft limit of 1024; the servers and load
-# tools inherit this.
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] && hard=1048576
-ulimit -n "$hard" 2>/dev/null || true
-if [ "$(ulimit -n)" -lt 2100 ]; then
-  echo "compare_peers: open file limit $(ulimit -n) is too low for 1000 connections" >&2
-  exit 1
-fi
-
+require_two_cpus
+raise_open_file_limit
 install_missing_peer_tools
 if [ ! -x "$build/examples/http_server" ] || [ ! -x "$build/examples/kv_server" ]; then
   echo "compare_peers: building http_server and kv_server (Release) in $build" >&2

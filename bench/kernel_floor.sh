@@ -31,6 +31,7 @@ repeats=${REPEATS:-3}
 seconds=${SECONDS_PER_RUN:-5}
 perf_seconds=${PERF_SECONDS:-3}
 only=${ONLY:-}
+peers_tool=kernel_floor
 source "$root/bench/lib/peers.sh"
 
 for v in repeats seconds perf_seconds; do
@@ -48,15 +49,9 @@ case "$only" in "" | echo | http | kv) ;; *)
   exit 2
   ;;
 esac
-if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then
-  echo "kernel_floor: needs 2 CPUs and taskset (server and load tool on separate CPUs)" >&2
-  exit 1
-fi
+require_two_cpus
 if ! command -v perf >/dev/null; then
-  echo "kernel_floor: installing linux-perf" >&2
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >&2 || {
+  apt_install linux-perf || {
     echo "kernel_floor: perf is needed (apt-get install linux-perf)" >&2
     exit 1
   }
@@ -65,9 +60,7 @@ if [ "$(id -u)" -ne 0 ] && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 1
   echo "kernel_floor: kernel samples need root or kernel.perf_event_paranoid <= 1" >&2
   exit 1
 fi
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] && hard=1048576
-ulimit -n "$hard" 2>/dev/null || true
+raise_open_file_limit
 install_missing_peer_tools
 for b in echo_server http_server kv_server; do
   [ -x "$build/examples/$b" ] || missing_binary=1

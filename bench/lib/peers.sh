@@ -1,10 +1,14 @@
 # shellcheck shell=bash
-# Shared pieces of bench/compare_peers.sh (sourced, not run): starting and stopping the servers
-# it compares, sampling a server's CPU time from /proc, and running the load tools.
+# Shared pieces of bench/compare_peers.sh and bench/kernel_floor.sh (sourced, not run): starting
+# and stopping the servers they compare, sampling a server's CPU time from /proc, and running the
+# load tools. Messages start with $peers_tool (set it before sourcing; default compare_peers).
 #
 #   peers_tmp                                  scratch directory, removed on exit
+#   apt_install PACKAGE...                     apt-get update + install (root or sudo)
 #   install_missing_peer_tools                 apt-get installs nginx, redis-server, wrk,
 #                                              redis-benchmark when missing (needs root or sudo)
+#   require_two_cpus, raise_open_file_limit    exit with the reason when the machine cannot run
+#                                              the comparison
 #   start_shardloop NAME BINARY ARGS...        -> server_pids, port (binary picks a free port)
 #   start_nginx                                -> server_pids (master, then worker), port
 #   start_redis                                -> server_pids, port
@@ -17,6 +21,7 @@
 # Every process started here is recorded in started_procs as PID:COMM and ended by PID in the
 # EXIT trap; nothing is ever ended by name.
 
+peers_tool=${peers_tool:-compare_peers}  # the name messages start with
 server_cpu=${SERVER_CPU:-1}
 load_cpu=${LOAD_CPU:-0}
 clk_tck=$(getconf CLK_TCK)
@@ -66,6 +71,22 @@ _find_binary() {  # NAME: on PATH, or in the sbin directories a non-root PATH ma
   command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || true
 }
 
+# apt-get installs PACKAGES (root, or sudo; the package lists are refreshed first); returns
+# apt-get's status, exits when neither root nor sudo is at hand.
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo=sudo; else
+      echo "$peers_tool: need root or sudo to install: $*" >&2
+      exit 1
+    fi
+  fi
+  echo "$peers_tool: installing $*" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2 || true
+  $sudo apt-get install -y -qq "$@" >&2
+}
+
 install_missing_peer_tools() {
   local missing=()
   [ -n "$(_find_binary nginx)" ] || missing+=(nginx-light)
@@ -73,25 +94,36 @@ install_missing_peer_tools() {
   [ -n "$(_find_binary redis-benchmark)" ] || missing+=(redis-tools)
   [ -n "$(_find_binary wrk)" ] || missing+=(wrk)
   [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null; then sudo=sudo; else
-      echo "compare_peers: need root or sudo to install: ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
   # Package scripts may try to start the system services; this script never uses them (it starts
   # its own servers on free ports) and never stops them.
-  echo "compare_peers: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >&2 || true
-  if ! $sudo apt-get install -y -qq "${missing[@]}" >&2; then
+  if ! apt_install "${missing[@]}"; then
     # Debian releases after 12 dropped the nginx-light flavour.
     missing=("${missing[@]/nginx-light/nginx}")
-    $sudo apt-get install -y -qq "${missing[@]}" >&2 || {
-      echo "compare_peers: apt-get failed to install: ${missing[*]}" >&2
+    apt_install "${missing[@]}" || {
+      echo "$peers_tool: apt-get failed to install: ${missing[*]}" >&2
       exit 1
     }
+  fi
+}
+
+# Exits unless there are 2 CPUs and taskset: servers and load tools run on separate CPUs.
+require_two_cpus() {
+  if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then
+    echo "$peers_tool: needs 2 CPUs and taskset (server and load tool on separate CPUs)" >&2
+    exit 1
+  fi
+}
+
+# 1000 connections need more descriptors than the usual soft limit of 1024: raises it to the hard
+# limit (the servers and load tools inherit it), or exits when that is still too low.
+raise_open_file_limit() {
+  local hard
+  hard=$(ulimit -Hn)
+  [ "$hard" = unlimited ] && hard=1048576
+  ulimit -n "$hard" 2>/dev/null || true
+  if [ "$(ulimit -n)" -lt 2100 ]; then
+    echo "$peers_tool: open file limit $(ulimit -n) is too low for 1000 connections" >&2
+    exit 1
   fi
 }
 
@@ -103,7 +135,7 @@ cpu_ticks() {
     # After "comm) " comes field 3 (state): utime is index 11 there, stime index 12.
     read -r -a f < <(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || true
     if [ ${#f[@]} -lt 13 ]; then
-      echo "compare_peers: server process $pid is gone" >&2
+      echo "$peers_tool: server process $pid is gone" >&2
       echo "?"
       return 0
     fi
@@ -126,7 +158,7 @@ pick_free_port() {
     p=$((10000 + (RANDOM * 32768 + RANDOM) % (hi - 10000 + 1)))
     grep -qx "$(printf '%04X' "$p")" <<<"$used" || { echo "$p"; return 0; }
   done
-  echo "compare_peers: no free port found" >&2
+  echo "$peers_tool: no free port found" >&2
   exit 1
 }
 
@@ -139,7 +171,7 @@ _wait_listening() {
     if [ -n "$port" ] && _port_open "$port"; then return 0; fi
     sleep 0.05
   done
-  echo "compare_peers: server (pid $pid) did not start listening on port ${port:-?}:" >&2
+  echo "$peers_tool: server (pid $pid) did not start listening on port ${port:-?}:" >&2
   tail -5 "$log" >&2
   return 1
 }
@@ -151,7 +183,7 @@ _start_with_retries() {
   for attempt in 1 2 3; do
     "$1" && return 0
     stop_server
-    echo "compare_peers: start attempt $attempt failed" >&2
+    echo "$peers_tool: start attempt $attempt failed" >&2
   done
   exit 1
 }
@@ -229,7 +261,7 @@ EOF
     sleep 0.05
   done
   if [ "$(echo "$workers" | wc -w)" -ne 1 ]; then
-    echo "compare_peers: expected 1 nginx worker under master $master, found: '$workers'" >&2
+    echo "$peers_tool: expected 1 nginx worker under master $master, found: '$workers'" >&2
     exit 1
   fi
   local w
@@ -300,7 +332,7 @@ run_wrk() {
                 /Non-2xx or 3xx responses:/ { s += $NF }
                 END { print s + 0 }' "$out")
   if [ -z "$rps" ] || [ -z "$requests" ]; then
-    echo "compare_peers: wrk gave no result:" >&2
+    echo "$peers_tool: wrk gave no result:" >&2
     cat "$out" >&2
     rps=0 requests=0 tool_s=0 errors=1
   fi
@@ -325,11 +357,11 @@ run_redis_benchmark() {
   tool_s=$(sed -n 's/^ *[0-9]* requests completed in \([0-9.]*\) seconds.*/\1/p' "$out")
   errors=$(grep -c -i "error" "$out" || true)
   if [ -z "$rps" ] || [ -z "$done_n" ]; then
-    echo "compare_peers: redis-benchmark gave no result:" >&2
+    echo "$peers_tool: redis-benchmark gave no result:" >&2
     tail -5 "$out" >&2
     rps=0 done_n=0 tool_s=0 errors=$((errors + 1))
   elif [ "$errors" -gt 0 ]; then
-    grep -i -m3 "error" "$out" | sed 's/^/compare_peers: redis-benchmark: /' >&2
+    grep -i -m3 "error" "$out" | sed "s/^/$peers_tool: redis-benchmark: /" >&2
   fi
   _result_line "$rps" "$done_n" "$tool_s" "$t0" "$t1" "$c0" "$c1" "$errors"
 }
