@@ -74,8 +74,11 @@ class Round {
     bool& on = plan_.state.balancing;
     if (!on) {
       const size_t h = hottest();
-      on = spread() > config_.start_spread && load_[h] >= config_.min_source_busy;
+      uint32_t& over = plan_.state.rounds_over_start;
+      over = spread() > config_.start_spread && load_[h] >= config_.min_source_busy ? over + 1 : 0;
+      on = over >= std::max<uint32_t>(config_.start_rounds, 1);
     }
+    if (on) plan_.state.rounds_over_start = 0;
     while (on) {
       if (spread() <= config_.stop_spread) {
         on = false;
@@ -246,12 +249,14 @@ RebalancePlan plan_rebalance(const LoadSnapshot& snapshot, const RebalanceConfig
   RebalancePlan plan;
   plan.state.round = state.round + 1;
   plan.state.balancing = state.balancing;
+  plan.state.rounds_over_start = state.rounds_over_start;
   // Keep only connections still cooling down, so the state stays as small as the recent moves.
   for (const auto& [id, moved_in] : state.last_moved) {
     if (plan.state.round - moved_in < config.cooldown_rounds) plan.state.last_moved[id] = moved_in;
   }
   if (snapshot.workers.size() < 2) {
     plan.state.balancing = false;
+    plan.state.rounds_over_start = 0;
     return plan;
   }
   Round round(snapshot, config, plan);

@@ -31,7 +31,8 @@
 //     id). Its work already runs on k, so moving the fd makes its wakeups local too.
 //  2. Balance, with hysteresis. Balancing switches on when the busiest worker's busy fraction
 //     exceeds the least busy one's by more than `start_spread` (and the busiest is at least
-//     `min_source_busy`), and stays on until the spread is at most `stop_spread`. While on, it
+//     `min_source_busy`) in `start_rounds` consecutive rounds, and stays on until the spread is
+//     at most `stop_spread`. While on, it
 //     repeatedly moves one connection from a hot worker to the coldest, choosing the one whose
 //     estimated load brings the pair closest to even.
 //  Both share a budget of `max_moves_per_round`; a connection that moved in round r may move
@@ -56,7 +57,10 @@
 //  - No overshoot: a move may leave the target hotter than the source by at most
 //    `stop_spread`, so the reverse move is never worth making.
 //  - Hysteresis stops balancing at `stop_spread` and restarts it only past the higher
-//    `start_spread`, so load hovering near one threshold does not toggle it every round.
+//    `start_spread`, so load hovering near one threshold does not toggle it every round; and
+//    only when the spread stays past it for `start_rounds` rounds, so one noisy sample of a
+//    load that hovers just below it does not. (Measured: two workers settled at busy ~0.90 and
+//    ~0.75, one sharing its CPU with the client; single 50 ms rounds read spreads up to 0.34.)
 //  - The cooldown bounds how often any one connection can move when loads do change.
 // The guarantee holds while the cost model errs by less than `estimate_tolerance`; beyond
 // that, hysteresis and the cooldown still bound the churn.
@@ -105,7 +109,10 @@ struct LoadSnapshot {
 };
 
 struct RebalanceConfig {
-  double start_spread = 0.25;     // start balancing when busiest - least busy > this
+  double start_spread = 0.25;  // start balancing when busiest - least busy > this
+  // ... in this many rounds in a row: one noisy sample (a 50 ms round in which another process
+  // took a worker's CPU) does not start a wave of moves. 1 starts on the first such round.
+  uint32_t start_rounds = 2;
   double stop_spread = 0.10;      // ... and continue until busiest - least busy <= this
   double min_source_busy = 0.50;  // no balancing unless the busiest worker is at least this busy
   size_t max_moves_per_round = 4;
@@ -134,7 +141,8 @@ struct Move {
 // What the policy remembers between rounds. Opaque to the caller: pass back what you got.
 struct RebalanceState {
   uint64_t round = 0;
-  bool balancing = false;  // the hysteresis latch
+  bool balancing = false;          // the hysteresis latch
+  uint32_t rounds_over_start = 0;  // consecutive rounds, up to this one, over the start gate
   // Connection id -> round in which it last moved, for connections still cooling down.
   absl::flat_hash_map<uint64_t, uint64_t> last_moved;
   bool operator==(const RebalanceState&) const = default;

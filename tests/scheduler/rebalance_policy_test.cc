@@ -52,6 +52,34 @@ TEST(RebalancePolicy, EvensTheHottestAndColdestPair) {
   EXPECT_TRUE(plan.moves.empty());
 }
 
+TEST(RebalancePolicy, BalancingStartsOnlyAfterStartRoundsInARow) {
+  RebalanceConfig config = events_only();
+  config.start_rounds = 2;
+  RebalancePlan plan = plan_rebalance(two_workers_hot_cold(), config, {});
+  EXPECT_TRUE(plan.moves.empty()) << "one round over the start spread could be noise";
+  EXPECT_FALSE(plan.state.balancing);
+  EXPECT_EQ(plan.state.rounds_over_start, 1u);
+  plan = plan_rebalance(two_workers_hot_cold(), config, plan.state);
+  ASSERT_EQ(plan.moves.size(), 1u) << "the second round in a row starts balancing";
+  EXPECT_EQ(plan.moves[0].connection, 2u);
+  EXPECT_TRUE(plan.state.balancing);
+}
+
+TEST(RebalancePolicy, ARoundUnderTheStartSpreadRestartsTheCount) {
+  RebalanceConfig config = events_only();
+  config.start_rounds = 2;
+  World calm{{0, 0}, {{1, 0, 0.35, {}}, {2, 0, 0.35, {}}, {3, 1, 0.5, {}}}};  // 0.7 vs 0.5
+  RebalanceState state;
+  for (int round = 0; round < 6; ++round) {
+    // Over, under, over, ...: the spike never lasts two rounds.
+    const LoadSnapshot snapshot = round % 2 == 0 ? two_workers_hot_cold() : calm.snapshot();
+    RebalancePlan plan = plan_rebalance(snapshot, config, state);
+    EXPECT_TRUE(plan.moves.empty()) << "round " << round;
+    EXPECT_EQ(plan.state.rounds_over_start, round % 2 == 0 ? 1u : 0u) << "round " << round;
+    state = plan.state;
+  }
+}
+
 TEST(RebalancePolicy, NoMovesBelowTheStartSpread) {
   World w{{0, 0}, {{1, 0, 0.35, {}}, {2, 0, 0.35, {}}, {3, 1, 0.5, {}}}};  // 0.7 vs 0.5
   RebalancePlan plan = plan_rebalance(w.snapshot(), events_only(), {});

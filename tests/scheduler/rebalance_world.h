@@ -15,9 +15,12 @@
 namespace shardloop::scheduler {
 
 // Events share only, so a connection's estimated load is busy x events / worker events.
+// Balancing starts on the first round over the start spread: most snapshots here are one round
+// (the start debounce, `start_rounds`, has its own tests).
 inline RebalanceConfig events_only() {
   RebalanceConfig c;
   c.event_weight = 1.0;
+  c.start_rounds = 1;
   return c;
 }
 
