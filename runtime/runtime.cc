@@ -159,7 +159,9 @@ void Runtime::wait_all_loops_exited() {
 
 DrainReport Runtime::drain(absl::Duration deadline) {
   DrainReport report;
-  const absl::Time start = absl::Now();
+  // Monotonic: a wall-clock step must not cut a drain short or stretch it.
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return absl::FromChrono(std::chrono::steady_clock::now() - start); };
   report.tasks_at_start = live_tasks();
   {
     MutexLock lock(&hooks_mu_);
@@ -167,13 +169,13 @@ DrainReport Runtime::drain(absl::Duration deadline) {
   }
   // Polling with a short sleep: drain is rare and its waiter is a controlling thread, so a
   // millisecond of latency is cheaper than a notification on every task exit.
-  while (live_tasks() > 0 && absl::Now() - start < deadline) {
+  while (live_tasks() > 0 && elapsed() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   report.tasks_cancelled = live_tasks();
   report.deadline_hit = report.tasks_cancelled > 0;
   stop();
-  report.elapsed = absl::Now() - start;
+  report.elapsed = elapsed();
   return report;
 }
 

@@ -1,6 +1,7 @@
 #include "scheduler/rebalancer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <tuple>
 #include <utility>
@@ -17,7 +18,7 @@ Rebalancer::Rebalancer(Runtime& runtime, std::shared_ptr<MigratableSet> set,
     runtime_.worker(w).set_collect_steal_hints(true);
   }
   for (size_t w = 0; w < runtime_.size(); ++w) last_.push_back(runtime_.worker(w).stats());
-  last_at_ = absl::Now();
+  last_at_ = std::chrono::steady_clock::now();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -59,8 +60,8 @@ void Rebalancer::run() {
 }
 
 void Rebalancer::round(RebalanceState& state) {
-  const absl::Time now = absl::Now();
-  const double seconds = absl::ToDoubleSeconds(now - last_at_);
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - last_at_).count();
   if (seconds <= 0) return;
   LoadSnapshot snapshot;
   for (size_t w = 0; w < runtime_.size(); ++w) {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -85,7 +86,8 @@ class Rebalancer {
   std::shared_ptr<std::atomic<uint64_t>> started_ = std::make_shared<std::atomic<uint64_t>>(0);
   // Previous sample per worker, for the deltas. Rebalancer thread only.
   std::vector<WorkerStats> last_;
-  absl::Time last_at_;
+  // When last_ was sampled: a monotonic clock, since a wall-clock step would skew every rate.
+  std::chrono::steady_clock::time_point last_at_;
   std::thread thread_;
 };
 
