@@ -32,6 +32,15 @@
 //     ~165k / 140k / 120k / 110k events/s with 2 and ~200k / 185k / 185k / 180k with 8 (4 runs
 //     each, side by side), trickle and the servers' CPU per request unchanged within noise (the
 //     hit-rate rule stops futile spins); 16 and 32 were no better than 8. So the default is 8.
+//     A yield that lasts longer than kLongYieldNs per worker sharing the CPU (ceil(W / C)) ends
+//     the spin (a miss): the CPU went to a thread that runs whole scheduler slices, typically
+//     another process's CPU-bound work, and a worker that keeps yielding to it reacts
+//     milliseconds late, where a parked worker's wakeup preempts it. Measured with a busy loop
+//     on each of the 2 CPUs, 2 workers: trickle at T = 2 / 8 ran 430-680 events/s without the
+//     rule and 3,500-26,000 with it, and a worker that had to steal an offloaded task within
+//     ~100 us took 0.05-10+ s to collect the steal-affinity evidence that needs, 0.05 s with
+//     it. Unloaded, 250 us flat cut burst at T = 64 from ~150-185k to ~95-130k events/s (32
+//     workers per CPU pass a yield round for longer than that), hence the per-worker scaling.
 //
 // Why these numbers: on this project's 2-core test machines a park-and-wake round trip costs
 // ~10-20 µs of CPU across both threads (eventfd write, futex wake, two switches), so a 20 µs
@@ -39,7 +48,8 @@
 // wakeups stop covering the spinning. bench/storm measures the mode against the others.
 //
 // Thread-safety: SpinPolicy is owned by one worker (owner-only). SpinGate is shared by a
-// runtime's workers: a relaxed counter, since it only bounds how many spin, it publishes nothing.
+// runtime's workers: a relaxed counter, since it only bounds how many spin, it publishes nothing;
+// its limits are fixed at construction.
 #pragma once
 
 #include <algorithm>
@@ -48,6 +58,10 @@
 #include <cstdint>
 
 namespace shardloop {
+
+// A sched_yield() that took longer than this, per worker sharing the CPU, gave the CPU to a
+// whole scheduler slice (above).
+inline constexpr int64_t kLongYieldNs = 250'000;
 
 class SpinPolicy {
  public:
@@ -107,7 +121,8 @@ class SpinPolicy {
 class SpinGate {
  public:
   SpinGate(size_t cpus, size_t workers)
-      : limit_(workers >= cpus ? 0 : std::min(std::max<size_t>(1, cpus / 2), cpus - workers)) {}
+      : limit_(workers >= cpus ? 0 : std::min(std::max<size_t>(1, cpus / 2), cpus - workers)),
+        long_yield_ns_(kLongYieldNs * workers_per_cpu(cpus, workers)) {}
 
   bool try_enter() {
     if (spinning_.fetch_add(1, std::memory_order_relaxed) < limit_) return true;
@@ -117,9 +132,19 @@ class SpinGate {
   void leave() { spinning_.fetch_sub(1, std::memory_order_relaxed); }
   // As many workers as CPUs or more: where adaptive workers spin by yielding instead.
   bool no_spare_cpu() const { return limit_ == 0; }
+  // A yield longer than this ends a yielding spin: kLongYieldNs for each worker that may share
+  // the CPU, since a yield passes the CPU round them first.
+  int64_t long_yield_ns() const { return long_yield_ns_; }
 
  private:
+  // ceil(workers / cpus), at least 1; an unknown CPU count (0) counts as one CPU.
+  static int64_t workers_per_cpu(size_t cpus, size_t workers) {
+    const size_t c = std::max<size_t>(1, cpus);
+    return static_cast<int64_t>(std::max<size_t>(1, (workers + c - 1) / c));
+  }
+
   const size_t limit_;
+  const int64_t long_yield_ns_;
   std::atomic<size_t> spinning_{0};
 };
 

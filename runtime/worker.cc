@@ -169,10 +169,14 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
       // counted as busy, a lightly loaded worker's yields would make it look loaded.
       const TimePoint yield_start = Clock::now();
       sched_yield();
-      counters_.idle_ns.bump(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - yield_start)
-              .count()));
+      const int64_t yielded_ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - yield_start).count();
+      counters_.idle_ns.bump(static_cast<uint64_t>(yielded_ns));
       ++yields;
+      // A yield that came back late gave the CPU to a thread that runs whole scheduler slices
+      // (another process's CPU-bound work), not to a peer about to make the next event: yield
+      // again and this worker reacts a slice late. Parked, its wakeup preempts that thread.
+      if (yielded_ns > gate.long_yield_ns()) break;
     }
     counters_.spin_polls.bump();
     poll(0);

@@ -133,6 +133,16 @@ TEST(SpinGate, AdmitsOnlySpareCpusAndAtMostHalfOfThem) {
   EXPECT_FALSE(two_spare.try_enter());
 }
 
+TEST(SpinGate, ALongYieldIsLongerTheMoreWorkersShareACpu) {
+  // kLongYieldNs per worker that may share a CPU: a yield passes the CPU round them first.
+  EXPECT_EQ(SpinGate(2, 1).long_yield_ns(), kLongYieldNs);
+  EXPECT_EQ(SpinGate(2, 2).long_yield_ns(), kLongYieldNs);
+  EXPECT_EQ(SpinGate(2, 3).long_yield_ns(), 2 * kLongYieldNs);
+  EXPECT_EQ(SpinGate(2, 64).long_yield_ns(), 32 * kLongYieldNs);
+  EXPECT_EQ(SpinGate(16, 4).long_yield_ns(), kLongYieldNs);
+  EXPECT_EQ(SpinGate(0, 4).long_yield_ns(), 4 * kLongYieldNs) << "no CPU count: as if one";
+}
+
 // Posting to worker 0 40 times, a millisecond apart, makes it park 40 times; returns how many
 // non-blocking polls it made spinning before those parks.
 uint64_t spins_after_posts(const RuntimeOptions& options) {
