@@ -176,7 +176,10 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
       // A yield that came back late gave the CPU to a thread that runs whole scheduler slices
       // (another process's CPU-bound work), not to a peer about to make the next event: yield
       // again and this worker reacts a slice late. Parked, its wakeup preempts that thread.
-      if (yielded_ns > gate.long_yield_ns()) break;
+      if (yielded_ns > gate.long_yield_ns()) {
+        counters_.spin_long_yields.bump();
+        break;
+      }
     }
     counters_.spin_polls.bump();
     poll(0);

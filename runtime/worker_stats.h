@@ -45,6 +45,9 @@ struct WorkerStats {
   // work (so the park was avoided).
   uint64_t spin_polls = 0;
   uint64_t spin_hits = 0;
+  // Adaptive mode, yielding spins: yields that came back too late and ended the spin (another
+  // thread, typically another process's CPU-bound one, held the CPU; adaptive_park.h).
+  uint64_t spin_long_yields = 0;
 };
 
 class alignas(64) WorkerCounters {
@@ -61,7 +64,7 @@ class alignas(64) WorkerCounters {
 
   Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
       parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started,
-      idle_ns, poll_ns, poll_cpu_ns, events_forwarded, spin_polls, spin_hits;
+      idle_ns, poll_ns, poll_cpu_ns, events_forwarded, spin_polls, spin_hits, spin_long_yields;
   // Written by other threads, so a real read-modify-write.
   std::atomic<uint64_t> wakeups_sent{0};
 
@@ -87,6 +90,7 @@ class alignas(64) WorkerCounters {
     s.events_forwarded = events_forwarded.get();
     s.spin_polls = spin_polls.get();
     s.spin_hits = spin_hits.get();
+    s.spin_long_yields = spin_long_yields.get();
     return s;
   }
 };
