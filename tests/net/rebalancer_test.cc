@@ -168,11 +168,15 @@ void run_imbalance(Backend backend, bool enabled) {
           << " of the events on worker 1";
       const double spread_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      // Settled: no move for 500 ms (ten rounds), within a few seconds.
+      // Settled: no move for a while (below), within a few seconds.
       uint64_t seen = rebalancer.stats().moves_started;
       auto quiet_since = std::chrono::steady_clock::now();
       const auto settle_limit = std::chrono::steady_clock::now() + limit * 2;
-      while (std::chrono::steady_clock::now() - quiet_since < 500ms &&
+      // Sanitizers slow the workers and make each round's load sample noisier, so settling is
+      // ten quiet rounds unsanitized and forty under them (a TSan run saw a second wave of 12
+      // moves after 500 ms of quiet).
+      const auto quiet_for = 500ms * testing::kSanitizerScale;
+      while (std::chrono::steady_clock::now() - quiet_since < quiet_for &&
              std::chrono::steady_clock::now() < settle_limit) {
         std::this_thread::sleep_for(20ms);
         if (uint64_t now = rebalancer.stats().moves_started; now != seen) {
