@@ -374,10 +374,22 @@ const char* pattern_name(Pattern p) {
 
 const char* arm_name(Arm a) { return a == Arm::kOneshot ? "oneshot" : "edge"; }
 
-void RunState::publish_consumed(uint64_t n) {
+const char* driver_name(Driver d) { return d == Driver::kThread ? "thread" : "task"; }
+
+std::string run_label(const RunConfig& config) {
+  std::string label = design_name(config.design);
+  if (config.driver == Driver::kTask) label += "+task";
+  return label;
+}
+
+bool RunState::add_consumed(uint64_t n) {
   uint64_t now = consumed.fetch_add(n) + n;
   uint64_t want = target.load();
-  if (now >= want && now - n < want) {
+  return now >= want && now - n < want;
+}
+
+void RunState::publish_consumed(uint64_t n) {
+  if (add_consumed(n)) {
     done_seq.fetch_add(1);
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&done_seq), FUTEX_WAKE_PRIVATE, 1, nullptr,
             nullptr, 0);

@@ -63,10 +63,15 @@ inline constexpr Design kAllDesigns[] = {
     Design::kRtAdaptive, Design::kRtShardedUring, Design::kRtAdaptiveUring};
 enum class Pattern { kBurst, kTrickle, kStayReady };
 enum class Arm { kOneshot, kEdge };
+// Who makes the sockets ready: the storm's own driver thread, outside every design (the
+// default), or a task on worker 0 of the runtime designs, as the Go peer's driver is a goroutine
+// on the same Ps as its readers (runtime_design.h).
+enum class Driver { kThread, kTask };
 
 const char* design_name(Design d);
 const char* pattern_name(Pattern p);
 const char* arm_name(Arm a);
+const char* driver_name(Driver d);
 
 struct RunConfig {
   Design design = Design::kSharded;
@@ -82,6 +87,17 @@ struct RunConfig {
   // fewer per loop iteration) and reports no poll figures: the fair setting for events/s and CPU
   // per event against the Go peer, which times nothing. The bare designs always time.
   bool time_polls = true;
+  Driver driver = Driver::kThread;
+};
+
+// The design's name as runs report it: "rt-adaptive", or "rt-adaptive+task" with the task driver.
+std::string run_label(const RunConfig& config);
+
+// When a run ends: whichever bound comes first.
+struct RunLimits {
+  double duration_s = 1.0;
+  // The other bound: burst rounds, trickle events, stay-ready events.
+  uint64_t max_iterations = 100'000'000;
 };
 
 // The median CPU time between two back-to-back CLOCK_THREAD_CPUTIME_ID reads on this thread.
@@ -120,8 +136,12 @@ struct RunState {
   RunState(const RunConfig& config, const ConnectionSet& conns, int stop_fd)
       : config(config), conns(conns), stop_fd(stop_fd), stats(config.threads) {}
 
-  // Called by a worker before it blocks with `n` handled events not yet published.
+  // Called by a worker before it blocks with `n` handled events not yet published: adds them
+  // and wakes the driver thread if they reached the target.
   void publish_consumed(uint64_t n);
+  // Adds `n` to consumed; true for the one addition that reached the target (its caller ends
+  // the round). publish_consumed without the wakeup, for the task driver.
+  bool add_consumed(uint64_t n);
 
   const RunConfig config;
   const ConnectionSet& conns;
@@ -144,6 +164,14 @@ class PollDesign {
   virtual absl::Status setup() = 0;
   virtual void run_worker(int t) = 0;
   virtual void wake_all() {}
+  // True if the design runs the driver itself (RunConfig::driver == kTask): then drive(), on
+  // the storm's calling thread, makes the rounds and returns how many, setting *stop to what
+  // ended the run, in place of the storm's driver thread.
+  virtual bool drives_itself() const { return false; }
+  virtual absl::StatusOr<uint64_t> drive(const RunLimits& /*limits*/, double /*start*/,
+                                         const char** /*stop*/) {
+    return absl::UnimplementedError("this design has no driver of its own");
+  }
 };
 
 std::unique_ptr<PollDesign> make_design(RunState& run);

@@ -19,6 +19,9 @@
 #        TIME_POLLS=1|0 (0: the rt-* designs run untimed, as in production, with no poll figures:
 #        the fair setting for events/s and CPU per event against the Go peer, which times
 #        nothing; the bare designs always time their polls)
+#        DRIVERS="thread" (or "thread task", "task": task drives the rt-* designs from a task on
+#        worker 0, as the Go peer's driver is a goroutine; those rows read design+task, and the
+#        bare designs run only with the thread)
 # The defaults (2 N x 2 patterns x 7 T x 3 repeats x 8 designs + Go) take about 4 minutes;
 # `make run` (NS=1024 DURATION=0.15) about 95 s; DURATION=2 gives
 # steadier numbers. N needs 2N file descriptors: an N that does not fit the hard open-file limit
@@ -37,6 +40,7 @@ max_events=${MAX_EVENTS:-128}
 arm=${ARM:-oneshot}
 use_go=${GO:-auto}
 time_polls=${TIME_POLLS:-1}
+drivers=${DRIVERS:-thread}
 out=${OUT:-$build/storm.csv}
 
 die() {
@@ -54,6 +58,7 @@ for p in $patterns; do [[ $p =~ ^(burst|trickle|stay-ready)$ ]] || die "unknown 
 [[ $arm =~ ^(oneshot|edge)$ ]] || die "ARM must be oneshot or edge"
 [[ $use_go =~ ^(auto|off)$ ]] || die "GO must be auto or off"
 [[ $time_polls =~ ^[01]$ ]] || die "TIME_POLLS must be 1 or 0"
+for d in $drivers; do [[ $d =~ ^(thread|task)$ ]] || die "unknown driver '$d' (thread or task)"; done
 time_polls_flag=false
 [ "$time_polls" = 1 ] && time_polls_flag=true
 
@@ -89,15 +94,32 @@ read -r -a design_list <<< "$designs"
 max_t=$(printf '%s\n' "${thread_list[@]}" | sort -n | tail -1)
 threads_csv=$(IFS=,; echo "${thread_list[*]}")
 designs_csv=$(IFS=,; echo "${design_list[*]}")
+read -r -a driver_list <<< "$drivers"
+drivers_csv=$(IFS=,; echo "${driver_list[*]}")
+# The names the runs report: design, or design+task for an rt-* design the task drives.
+labels=""
+n_variants=0
+for d in "${design_list[@]}"; do
+  for v in "${driver_list[@]}"; do
+    if [ "$v" = thread ]; then
+      labels+="$d "
+    elif [[ $d == rt-* ]]; then
+      labels+="$d+task "
+    else
+      continue
+    fi
+    n_variants=$((n_variants + 1))
+  done
+done
+[ "$n_variants" -gt 0 ] || die "no design runs with DRIVERS='$drivers' (task drives rt-* designs only)"
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 kernel=$(uname -r)
-n_designs=${#design_list[@]}
 n_threads=${#thread_list[@]}
 echo "storm matrix: kernel $kernel, $(nproc) CPUs, commit $commit, $transport, max_events $max_events," \
   "arm $arm, ${duration}s x $repeats runs per cell, open-file limit $limit," \
   "Go peer: $go_desc"
-echo "  N: $ns; T: $threads; designs: $designs; patterns: $patterns;" \
+echo "  N: $ns; T: $threads; designs: $designs; drivers: $drivers; patterns: $patterns;" \
   "runtime polls $([ "$time_polls_flag" = true ] && echo "timed" || echo "untimed (no poll figures for rt-*)")"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews every figure)"
 
@@ -117,13 +139,13 @@ for n in $ns; do
   fi
   for p in $patterns; do
     step=$((step + 1))
-    echo "run_storm: [$step/$steps] $p N=$n: $((n_designs * n_threads * repeats)) storm runs" \
+    echo "run_storm: [$step/$steps] $p N=$n: $((n_variants * n_threads * repeats)) storm runs" \
       "($(($(date +%s) - start)) s elapsed)" >&2
     rc=0
     "$storm" --csv --pattern "$p" --connections "$n" --transport "$transport" \
       --design "$designs_csv" --threads "$threads_csv" --repeats "$repeats" \
       --duration "$duration" --max_events "$max_events" --arm "$arm" \
-      --time_polls="$time_polls_flag" >> "$raw" || rc=$?
+      --time_polls="$time_polls_flag" --driver "$drivers_csv" >> "$raw" || rc=$?
     [ "$rc" = 3 ] && continue
     [ "$rc" = 0 ] || { echo "run_storm: storm failed (status $rc)" >&2; exit 1; }
     if [ -n "$storm_go" ] && [ "$p" != stay-ready ]; then
@@ -153,7 +175,7 @@ echo "Median of $repeats runs by events/s [min-max]; cpu_s/Mev: CPU seconds per 
   "wakeups, per event; vcsw/1k: voluntary context switches per 1000 events, workers only" \
   "(*: whole process). '-': Go cannot report it."
 medians=$tmp/medians.txt
-awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$designs go" -v med="$medians" '
+awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$labels go" -v med="$medians" '
   function val(x) { return x == "NA" ? "-" : x }
   {
     # impl,design,...: columns as in the CSV header minus commit,kernel
@@ -165,7 +187,7 @@ awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$d
   }
   function fmt(x, p) { return x == "NA" ? "-" : sprintf(p, x) }
   END {
-    printf "%-10s %5s %3s %-17s %10s %21s %8s %8s %17s %7s %6s %6s %8s %8s %7s\n", "pattern", "N", "T",
+    printf "%-10s %5s %3s %-22s %10s %21s %8s %8s %17s %7s %6s %6s %8s %8s %7s\n", "pattern", "N", "T",
       "design", "events/s", "[min-max]", "cpu/Mev", "process", "[min-max]", "poll ns", "cpu ns",
       "share", "ev/poll", "vcsw/1k", "spur/ev"
     np = split(patterns, P, " "); nn = split(ns, N, " "); nt = split(threads, T, " ")
@@ -184,7 +206,7 @@ awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$d
           if (lo == "" || x < lo) lo = x
           if (hi == "" || x > hi) hi = x
         }
-        printf "%-10s %5d %3d %-17s %10.0f %10.0f-%-10.0f %8s %8.3f %8.3f-%-8.3f %7s %6s %6s %8s %8s %7s%s\n",
+        printf "%-10s %5d %3d %-22s %10.0f %10.0f-%-10.0f %8s %8.3f %8.3f-%-8.3f %7s %6s %6s %8s %8s %7s%s\n",
           P[a], N[b], T[c], D[e], f[16], eps[key, idx[1]], eps[key, idx[n]],
           fmt(f[18], "%.3f"), f[27], lo, hi, fmt(f[19], "%.0f"), fmt(f[20], "%.0f"),
           (f[21] == "NA" ? "-" : sprintf("%.0f%%", 100 * f[21])), fmt(f[22], "%.1f"),
@@ -210,7 +232,7 @@ if command -v gnuplot >/dev/null; then
         echo "set title '$p: ${metric#*:}'"
         echo -n "plot"
         sep=""
-        for d in $designs go; do
+        for d in $labels go; do
           grep -q "^$p $first_n [0-9]* $d " "$medians" || continue
           echo -n "$sep '< grep \"^$p $first_n [0-9]* $d \" $medians' using 3:$col with linespoints title '$d'"
           sep=","

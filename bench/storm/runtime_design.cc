@@ -1,17 +1,23 @@
 #include "bench/storm/runtime_design.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <coroutine>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/storm/driver_rounds.h"
 #include "runtime/async_fd.h"
 #include "runtime/errno_status.h"
 #include "runtime/runtime.h"
+#include "runtime/worker.h"
 
 namespace shardloop::bench::storm {
 namespace {
@@ -38,6 +44,48 @@ ModeAndBackend mode_of(Design d) {
   }
 }
 
+// The worker the task driver runs on.
+constexpr size_t kDriverWorker = 0;
+// A round with no progress for this long means events were lost (as the driver thread's).
+constexpr double kStallSeconds = 5.0;
+
+// The task driver's wait for the end of its round.
+//
+// Thread-safety: the driver task (on kDriverWorker) resets it before each round and awaits it;
+// the one reader whose addition reached the round's target fires it, on whichever worker owns
+// that connection. `state_` is the handshake, changed only by acq_rel exchanges (reset is a
+// seq_cst store made before the round's pokes, which are what the reader's fire follows): the
+// await swaps in the suspended driver's handle, the fire swaps in kFired, and whichever comes
+// second sees the other's value, so the await finds kFired and does not suspend, or the fire
+// finds the handle and resumes it on the driver's worker. acq_rel makes the driver's frame, as
+// it was when it suspended, visible to the worker that resumes it.
+class RoundDone {
+ public:
+  void reset() { state_.store(nullptr, std::memory_order_seq_cst); }
+  bool await_ready() const { return state_.load(std::memory_order_acquire) == fired(); }
+  bool await_suspend(std::coroutine_handle<> driver) {
+    return state_.exchange(driver.address(), std::memory_order_acq_rel) != fired();
+  }
+  void await_resume() const {}
+
+  // On a worker of `rt`.
+  void fire(Runtime& rt) {
+    void* waiting = state_.exchange(fired(), std::memory_order_acq_rel);
+    if (waiting == nullptr) return;  // not suspended yet: its await sees kFired
+    auto driver = std::coroutine_handle<>::from_address(waiting);
+    Worker* here = Worker::current();
+    if (here->index() == kDriverWorker) {
+      here->schedule(driver);
+    } else {
+      rt.post_to(kDriverWorker, [driver] { driver.resume(); });
+    }
+  }
+
+ private:
+  static void* fired() { return reinterpret_cast<void*>(uintptr_t{1}); }
+  std::atomic<void*> state_{nullptr};
+};
+
 class RuntimeDesign final : public PollDesign {
  public:
   explicit RuntimeDesign(RunState& run)
@@ -49,7 +97,8 @@ class RuntimeDesign final : public PollDesign {
   }
 
   absl::Status setup() override {
-    if (auto usable = runtime_design_usable(run_.config.design, run_.config.pattern);
+    if (auto usable = runtime_design_usable(run_.config.design, run_.config.pattern,
+                                            run_.config.driver);
         !usable.ok()) {
       return usable;
     }
@@ -83,6 +132,39 @@ class RuntimeDesign final : public PollDesign {
     before_.clear();
     for (size_t w = 0; w < workers; ++w) before_.push_back(rt_->worker(w).stats());
     return absl::OkStatus();
+  }
+
+  bool drives_itself() const override { return run_.config.driver == Driver::kTask; }
+
+  // The task driver: the rounds run as a task on kDriverWorker; this thread (the storm's) only
+  // waits for it, watching for lost events as the driver thread does.
+  absl::StatusOr<uint64_t> drive(const RunLimits& limits, double start,
+                                 const char** stop) override {
+    DriverRounds script(run_, limits, start);
+    rt_->spawn_on(kDriverWorker, [this, &script]() -> Task<void> { return drive_task(script); });
+    uint64_t last = run_.consumed.load();
+    double last_change = now_s(CLOCK_MONOTONIC);
+    while (driver_finished_.load(std::memory_order_acquire) == 0) {
+      timespec recheck{.tv_sec = 0, .tv_nsec = 20'000'000};
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(&driver_finished_), FUTEX_WAIT_PRIVATE, 0,
+              &recheck, nullptr, 0);
+      const uint64_t c = run_.consumed.load();
+      const double now = now_s(CLOCK_MONOTONIC);
+      if (c != last) {
+        last = c;
+        last_change = now;
+      } else if (now - last_change > kStallSeconds &&
+                 driver_finished_.load(std::memory_order_acquire) == 0) {
+        // The task still waits (stopping the runtime destroys it); only atomics are read here.
+        return absl::InternalError(absl::StrCat("task driver: ", c, " events consumed of ",
+                                                run_.target.load(),
+                                                " made ready; events were lost"));
+      }
+    }
+    // The acquire above orders the task's last writes to `script` and driver_status_ before.
+    if (!driver_status_.ok()) return driver_status_;
+    *stop = script.stop();
+    return script.rounds();
   }
 
   // The runtime's workers do the work; the storm's thread t only waits for the end of the run.
@@ -126,8 +208,25 @@ class RuntimeDesign final : public PollDesign {
       if (!n.ok() || *n == 0) co_return;
       bytes_[w].v.store(bytes_[w].v.load(std::memory_order_relaxed) + *n,
                         std::memory_order_relaxed);
-      run_.publish_consumed(*n);
+      if (run_.config.driver == Driver::kThread) {
+        run_.publish_consumed(*n);
+      } else if (run_.add_consumed(*n)) {
+        round_done_.fire(*rt_);
+      }
     }
+  }
+
+  Task<void> drive_task(DriverRounds& script) {
+    for (;;) {
+      round_done_.reset();
+      auto more = script.begin_round();
+      if (!more.ok()) driver_status_ = more.status();
+      if (!more.ok() || !*more) break;
+      co_await round_done_;
+    }
+    driver_finished_.store(1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&driver_finished_), FUTEX_WAKE_PRIVATE, 1,
+            nullptr, nullptr, 0);
   }
 
   RunState& run_;
@@ -137,6 +236,11 @@ class RuntimeDesign final : public PollDesign {
   std::atomic<int> adopted_{0};
   std::atomic<int> failed_{0};
   std::atomic<bool> done_{false};
+  // The task driver's (drives_itself()): written by the task, read by the storm's thread after
+  // it saw driver_finished_ (a futex word: 1 once the task ended, release/acquire).
+  RoundDone round_done_;
+  absl::Status driver_status_;
+  std::atomic<uint32_t> driver_finished_{0};
 };
 
 }  // namespace
@@ -145,8 +249,12 @@ bool is_runtime_design(Design d) {
   return d != Design::kSharded && d != Design::kGlobal && d != Design::kThrottled;
 }
 
-absl::Status runtime_design_usable(Design d, Pattern pattern) {
-  if (!is_runtime_design(d)) return absl::OkStatus();
+absl::Status runtime_design_usable(Design d, Pattern pattern, Driver driver) {
+  if (!is_runtime_design(d)) {
+    if (driver == Driver::kThread) return absl::OkStatus();
+    return absl::UnimplementedError(
+        "the task driver runs inside the runtime: the bare designs have none (thread only)");
+  }
   if (pattern == Pattern::kStayReady) {
     return absl::UnimplementedError(
         "stay-ready does not apply to the runtime: it registers sockets edge-triggered and "

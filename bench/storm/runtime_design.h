@@ -18,6 +18,13 @@
 // runtime then runs untimed, as in production); spurious is not measured (0). stay-ready does not
 // apply: the runtime registers sockets edge-triggered and reads what is ready, so it never repeats
 // a level-triggered poll over unread sockets; such a run fails with a message saying so.
+//
+// With RunConfig::driver == kTask the rounds (DriverRounds, the same as the driver thread's) run
+// as a task on worker 0, as the Go peer's driver is a goroutine among its readers: the reader
+// whose byte completes a round resumes the driver (on worker 0: inline in its ready queue; on
+// another worker: through worker 0's inbox) instead of waking the storm's driver thread. That
+// makes the comparison with Go like for like: at T = 1 no thread wakes up per event in either.
+// The driver's CPU is then part of the workers', so compare the process figures.
 #pragma once
 
 #include <memory>
@@ -28,9 +35,9 @@
 namespace shardloop::bench::storm {
 
 bool is_runtime_design(Design d);
-// OK for a bare design, or a runtime design whose backend this kernel offers and which applies to
-// `pattern`; otherwise the reason it cannot run.
-absl::Status runtime_design_usable(Design d, Pattern pattern);
+// OK for a bare design driven by the driver thread, or a runtime design whose backend this kernel
+// offers and which applies to `pattern`; otherwise the reason it cannot run.
+absl::Status runtime_design_usable(Design d, Pattern pattern, Driver driver = Driver::kThread);
 std::unique_ptr<PollDesign> make_runtime_design(RunState& run);
 
 }  // namespace shardloop::bench::storm

@@ -50,6 +50,10 @@ DEFINE_int32(repeats, 1, "runs per (threads, design)");
 DEFINE_bool(time_polls, true,
             "runtime designs: time every poll call for the poll figures (false: run untimed, as "
             "in production, and report no poll figures; the bare designs always time)");
+DEFINE_string(driver, "thread",
+              "comma-separated drivers: thread (the storm's own thread makes the sockets ready) "
+              "or task (a task on worker 0 of the runtime designs does, as the Go peer's driver "
+              "is a goroutine; runs are labelled design+task)");
 DEFINE_bool(csv, false, "print CSV lines on stdout (text lines go to stderr as progress)");
 DEFINE_bool(csv_header, false, "with --csv: print the header line first");
 
@@ -104,7 +108,7 @@ void report(const RunResult& r, int n) {
                 "%-9s %-10s N=%-5d T=%-3d run %d: %9.0f ev/s %7.3f cpu_s/Mev | in epoll_wait: "
                 "%7.0f ns/ev wall, %5.0f ns/ev cpu = %3.0f%% of cpu | %5.1f ev/poll %7.1f "
                 "vcsw/1kev %5.3f spurious/ev | wall %.2f s%s%s",
-                design_name(c.design), pattern_name(c.pattern), n, c.threads, r.repeat,
+                run_label(c).c_str(), pattern_name(c.pattern), n, c.threads, r.repeat,
                 d.events_per_s, d.cpu_s_per_mev, d.poll_ns_per_event, d.poll_cpu_ns_per_event,
                 100 * d.poll_cpu_share, d.events_per_poll, d.vcsw_per_1k, d.spurious_per_event,
                 r.wall_s,
@@ -119,7 +123,7 @@ void report(const RunResult& r, int n) {
   std::printf(
       "storm,%s,%s,%s,%d,%d,%d,%s,%d,%.3f,%.4f,%s,%d,%llu,%llu,%.1f,%.5f,%.4f,%.1f,%.1f,%.4f,%.2f,"
       "%.3f,%.5f,%llu,%llu,%.4f,%.3f\n",
-      design_name(c.design), FLAGS_transport.c_str(), pattern_name(c.pattern), n, c.threads,
+      run_label(c).c_str(), FLAGS_transport.c_str(), pattern_name(c.pattern), n, c.threads,
       c.max_events, arm, r.repeat, FLAGS_duration, r.wall_s, r.stop, ok ? 1 : 0,
       static_cast<unsigned long long>(r.rounds), static_cast<unsigned long long>(r.events),
       d.events_per_s, r.cpu_s, d.cpu_s_per_mev, d.poll_ns_per_event, d.poll_cpu_ns_per_event,
@@ -166,7 +170,19 @@ int main(int argc, char** argv) {
     }
     threads.push_back(t);
   }
-  if (designs.empty() || threads.empty()) return fail_flag("--design and --threads need entries");
+  std::vector<Driver> drivers;
+  for (absl::string_view s : absl::StrSplit(FLAGS_driver, ',', absl::SkipEmpty())) {
+    if (s == "thread") {
+      drivers.push_back(Driver::kThread);
+    } else if (s == "task") {
+      drivers.push_back(Driver::kTask);
+    } else {
+      return fail_flag("unknown --driver '" + std::string(s) + "' (thread or task)");
+    }
+  }
+  if (designs.empty() || threads.empty() || drivers.empty()) {
+    return fail_flag("--design, --threads and --driver need entries");
+  }
   Pattern pattern;
   if (FLAGS_pattern == "burst")
     pattern = Pattern::kBurst;
@@ -195,16 +211,22 @@ int main(int argc, char** argv) {
   if (FLAGS_max_events < 1) return fail_flag("--max_events must be positive");
   if (!(FLAGS_duration > 0)) return fail_flag("--duration must be positive");
   if (FLAGS_repeats < 1) return fail_flag("--repeats must be positive");
-  // Runtime designs that cannot run here are left out with the reason, not failed.
-  std::erase_if(designs, [&](Design d) {
-    absl::Status usable = runtime_design_usable(d, pattern);
-    if (!usable.ok()) {
-      std::fprintf(stderr, "storm: skipping %s: %s\n", design_name(d),
+  // Every (design, driver); the ones that cannot run here are left out with the reason, not
+  // failed.
+  std::vector<std::pair<Design, Driver>> variants;
+  for (Design d : designs) {
+    for (Driver driver : drivers) {
+      absl::Status usable = runtime_design_usable(d, pattern, driver);
+      if (usable.ok()) {
+        variants.emplace_back(d, driver);
+        continue;
+      }
+      std::fprintf(stderr, "storm: skipping %s: %s\n",
+                   run_label({.design = d, .driver = driver}).c_str(),
                    std::string(usable.message()).c_str());
     }
-    return !usable.ok();
-  });
-  if (designs.empty()) return 3;  // nothing to run (run_storm.sh treats 3 as "skipped")
+  }
+  if (variants.empty()) return 3;  // nothing to run (run_storm.sh treats 3 as "skipped")
 
   const int n = FLAGS_connections;
   const int max_threads = *std::max_element(threads.begin(), threads.end());
@@ -230,28 +252,31 @@ int main(int argc, char** argv) {
   std::FILE* info = FLAGS_csv ? stderr : stdout;
   std::fprintf(info,
                "storm: kernel %s, %u CPUs; %s pattern, N=%d %s connections, threads %s, designs "
-               "%s, max_events %d, arm %s, %.2f s x %d runs, open-file limit %ld, thread-CPU clock "
-               "read %llu ns, runtime polls %s\n",
+               "%s, driver %s, max_events %d, arm %s, %.2f s x %d runs, open-file limit %ld, "
+               "thread-CPU clock read %llu ns, runtime polls %s\n",
                uts.release, std::thread::hardware_concurrency(), FLAGS_pattern.c_str(), n,
                FLAGS_transport.c_str(), FLAGS_threads.c_str(), FLAGS_design.c_str(),
-               FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, *limit,
+               FLAGS_driver.c_str(), FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, *limit,
                static_cast<unsigned long long>(cpu_clock_overhead_ns),
                FLAGS_time_polls ? "timed" : "untimed");
   if (FLAGS_csv && FLAGS_csv_header) std::printf("%s\n", kCsvHeader);
 
   for (int repeat = 1; repeat <= FLAGS_repeats; ++repeat) {
     for (int t : threads) {
-      for (size_t k = 0; k < designs.size(); ++k) {
-        RunConfig config{.design = designs[(k + static_cast<size_t>(repeat) - 1) % designs.size()],
+      for (size_t k = 0; k < variants.size(); ++k) {
+        const auto& [design, driver] =
+            variants[(k + static_cast<size_t>(repeat) - 1) % variants.size()];
+        RunConfig config{.design = design,
                          .pattern = pattern,
                          .arm = arm,
                          .threads = t,
                          .max_events = FLAGS_max_events,
                          .cpu_clock_overhead_ns = cpu_clock_overhead_ns,
-                         .time_polls = FLAGS_time_polls};
+                         .time_polls = FLAGS_time_polls,
+                         .driver = driver};
         auto result = run_once(config, *conns, limits, repeat);
         if (!result.ok()) {
-          std::fprintf(stderr, "storm: %s T=%d run %d failed: %s\n", design_name(config.design), t,
+          std::fprintf(stderr, "storm: %s T=%d run %d failed: %s\n", run_label(config).c_str(), t,
                        repeat, result.status().ToString().c_str());
           return 1;
         }

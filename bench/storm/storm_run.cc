@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/storm/driver_rounds.h"
 #include "runtime/errno_status.h"
 
 namespace shardloop::bench::storm {
@@ -27,12 +28,6 @@ namespace {
 constexpr double kStallSeconds = 5.0;
 // How often the driver re-checks `consumed` while it waits, in case a wakeup was missed.
 constexpr long kDriverRecheckNs = 20'000'000;
-
-double now_s(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 
 struct Usage {
   double cpu_s = 0;
@@ -45,14 +40,6 @@ Usage usage(int who) {
   return {static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           ru.ru_nvcsw};
-}
-
-// Writes one byte to connection i's driver end.
-absl::Status poke(const ConnectionSet& conns, int i) {
-  for (;;) {
-    if (write(conns.driver_fd(i), "x", 1) == 1) return absl::OkStatus();
-    if (errno != EINTR) return errno_status(errno, "write to connection " + std::to_string(i));
-  }
 }
 
 // Blocks until run.consumed >= target. False if nothing was consumed for kStallSeconds.
@@ -79,68 +66,33 @@ bool wait_consumed(RunState& run, uint64_t target) {
 // The driver's part of one run, on the calling thread. Returns the rounds it made.
 absl::StatusOr<uint64_t> drive(RunState& run, const RunLimits& limits, double start,
                                const char** stop) {
-  const ConnectionSet& conns = run.conns;
-  const int n = conns.size();
+  if (run.config.pattern != Pattern::kStayReady) {
+    DriverRounds script(run, limits, start);
+    for (;;) {
+      auto more = script.begin_round();
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      if (!wait_consumed(run, script.target())) return script.lost();
+    }
+    *stop = script.stop();
+    return script.rounds();
+  }
+  // stay-ready: every socket made readable once, then the workers run until a bound.
+  for (int i = 0; i < run.conns.size(); ++i) {
+    if (auto s = poke(run.conns, i); !s.ok()) return s;
+  }
   const uint64_t max_iter = std::max<uint64_t>(1, limits.max_iterations);
-  uint64_t rounds = 0;
-  auto time_left = [&] { return now_s(CLOCK_MONOTONIC) - start < limits.duration_s; };
-  switch (run.config.pattern) {
-    case Pattern::kBurst:
-      for (uint64_t base = 0; time_left(); base += static_cast<uint64_t>(n)) {
-        if (rounds == max_iter) {
-          *stop = "iterations";
-          break;
-        }
-        run.target.store(base + static_cast<uint64_t>(n));
-        for (int i = 0; i < n; ++i) {
-          if (auto s = poke(conns, i); !s.ok()) return s;
-        }
-        if (!wait_consumed(run, base + static_cast<uint64_t>(n))) {
-          return absl::InternalError("burst round " + std::to_string(rounds) + ": only " +
-                                     std::to_string(run.consumed.load() - base) + " of " +
-                                     std::to_string(n) + " events consumed; events were lost");
-        }
-        ++rounds;
-      }
-      break;
-    case Pattern::kTrickle: {
-      std::mt19937 rng(12345);  // fixed seed: every design gets the same socket order
-      std::uniform_int_distribution<int> pick(0, n - 1);
-      for (uint64_t base = 0; time_left(); ++base) {
-        if (rounds == max_iter) {
-          *stop = "iterations";
-          break;
-        }
-        run.target.store(base + 1);
-        if (auto s = poke(conns, pick(rng)); !s.ok()) return s;
-        if (!wait_consumed(run, base + 1)) {
-          return absl::InternalError("trickle event " + std::to_string(rounds) +
-                                     " was never consumed; events were lost");
-        }
-        ++rounds;
-      }
+  while (now_s(CLOCK_MONOTONIC) - start < limits.duration_s) {
+    uint64_t handled = 0;
+    for (const ThreadStats& st : run.stats) handled += st.progress.load(std::memory_order_relaxed);
+    if (handled >= max_iter) {
+      *stop = "iterations";
       break;
     }
-    case Pattern::kStayReady:
-      for (int i = 0; i < n; ++i) {
-        if (auto s = poke(conns, i); !s.ok()) return s;
-      }
-      rounds = 1;
-      while (time_left()) {
-        uint64_t handled = 0;
-        for (const ThreadStats& st : run.stats) {
-          handled += st.progress.load(std::memory_order_relaxed);
-        }
-        if (handled >= max_iter) {
-          *stop = "iterations";
-          break;
-        }
-        timespec pause{.tv_sec = 0, .tv_nsec = 2'000'000};
-        nanosleep(&pause, nullptr);
-      }
-      break;
+    timespec pause{.tv_sec = 0, .tv_nsec = 2'000'000};
+    nanosleep(&pause, nullptr);
   }
-  return rounds;
+  return 1;
 }
 
 }  // namespace
@@ -173,7 +125,8 @@ absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns
       double start = now_s(CLOCK_MONOTONIC);
       go.count_down();
 
-      auto rounds = drive(run, limits, start, &result.stop);
+      auto rounds = design->drives_itself() ? design->drive(limits, start, &result.stop)
+                                            : drive(run, limits, start, &result.stop);
 
       run.stop.store(true);
       uint64_t one = 1;

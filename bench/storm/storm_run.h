@@ -20,12 +20,6 @@
 
 namespace shardloop::bench::storm {
 
-struct RunLimits {
-  double duration_s = 1.0;
-  // The other bound: burst rounds, trickle events, stay-ready events.
-  uint64_t max_iterations = 100'000'000;
-};
-
 // What one run measured.
 struct RunResult {
   RunConfig config;

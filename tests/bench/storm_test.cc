@@ -18,7 +18,7 @@ namespace {
 // Long enough that the iteration bound, not the clock, ends every run below.
 constexpr double kGenerousSeconds = 5.0;
 
-using Params = std::tuple<Design, Pattern, Arm, Transport>;
+using Params = std::tuple<Design, Pattern, Arm, Transport, Driver>;
 
 class StormDesignTest : public testing::TestWithParam<Params> {
  protected:
@@ -27,7 +27,8 @@ class StormDesignTest : public testing::TestWithParam<Params> {
             .pattern = std::get<1>(GetParam()),
             .arm = std::get<2>(GetParam()),
             .threads = threads,
-            .max_events = 4};  // smaller than N, so a burst needs several polls
+            .max_events = 4,  // smaller than N, so a burst needs several polls
+            .driver = std::get<4>(GetParam())};
   }
 };
 
@@ -85,7 +86,8 @@ std::string param_name(const testing::TestParamInfo<Params>& info) {
   std::string name = std::string(design_name(std::get<0>(info.param))) + "_" +
                      pattern_name(std::get<1>(info.param)) + "_" +
                      arm_name(std::get<2>(info.param)) +
-                     (std::get<3>(info.param) == Transport::kTcp ? "_tcp" : "_unix");
+                     (std::get<3>(info.param) == Transport::kTcp ? "_tcp" : "_unix") +
+                     (std::get<4>(info.param) == Driver::kTask ? "_task" : "");
   for (char& c : name) {
     if (c == '-') c = '_';
   }
@@ -97,26 +99,40 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Combine(testing::Values(Design::kSharded, Design::kGlobal, Design::kThrottled),
                      testing::Values(Pattern::kBurst, Pattern::kTrickle, Pattern::kStayReady),
                      testing::Values(Arm::kOneshot),
-                     testing::Values(Transport::kTcp, Transport::kUnix)),
+                     testing::Values(Transport::kTcp, Transport::kUnix),
+                     testing::Values(Driver::kThread)),
     param_name);
 
 INSTANTIATE_TEST_SUITE_P(EdgeTriggered, StormDesignTest,
                          testing::Combine(testing::Values(Design::kGlobal, Design::kThrottled),
                                           testing::Values(Pattern::kBurst, Pattern::kTrickle),
                                           testing::Values(Arm::kEdge),
-                                          testing::Values(Transport::kTcp)),
+                                          testing::Values(Transport::kTcp),
+                                          testing::Values(Driver::kThread)),
                          param_name);
 
-// The runtime in each poll mode, driven like the bare designs: every event consumed exactly once
-// (no stale events: only a connection's owner reads it), nothing left readable.
+// The runtime in each poll mode, driven like the bare designs, by the driver thread and by a task
+// inside the runtime: every event consumed exactly once (no stale events: only a connection's
+// owner reads it), every round counted, nothing left readable.
 INSTANTIATE_TEST_SUITE_P(Runtime, StormDesignTest,
                          testing::Combine(testing::Values(Design::kRtSharded, Design::kRtGlobal,
                                                           Design::kRtThrottled,
                                                           Design::kRtAdaptive),
                                           testing::Values(Pattern::kBurst, Pattern::kTrickle),
                                           testing::Values(Arm::kOneshot),
-                                          testing::Values(Transport::kTcp)),
+                                          testing::Values(Transport::kTcp),
+                                          testing::Values(Driver::kThread, Driver::kTask)),
                          param_name);
+
+TEST(StormRuntimeDesignTest, TheTaskDriverIsRefusedForTheBareDesigns) {
+  absl::Status s = runtime_design_usable(Design::kSharded, Pattern::kBurst, Driver::kTask);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(s.message().find("inside the runtime"), std::string::npos);
+  EXPECT_TRUE(runtime_design_usable(Design::kRtSharded, Pattern::kBurst, Driver::kTask).ok());
+  EXPECT_EQ(run_label({.design = Design::kRtAdaptive, .driver = Driver::kTask}),
+            "rt-adaptive+task");
+  EXPECT_EQ(run_label({.design = Design::kRtAdaptive}), "rt-adaptive");
+}
 
 TEST(StormRuntimeDesignTest, StayReadyIsRefusedWithTheReason) {
   absl::Status s = runtime_design_usable(Design::kRtSharded, Pattern::kStayReady);

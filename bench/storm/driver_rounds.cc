@@ -1,0 +1,65 @@
+#include "bench/storm/driver_rounds.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "runtime/errno_status.h"
+
+namespace shardloop::bench::storm {
+
+absl::Status poke(const ConnectionSet& conns, int i) {
+  for (;;) {
+    if (write(conns.driver_fd(i), "x", 1) == 1) return absl::OkStatus();
+    if (errno != EINTR) return errno_status(errno, "write to connection " + std::to_string(i));
+  }
+}
+
+double now_s(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+DriverRounds::DriverRounds(RunState& run, const RunLimits& limits, double start)
+    : run_(run), limits_(limits), start_(start), pick_(0, run.conns.size() - 1) {}
+
+absl::StatusOr<bool> DriverRounds::begin_round() {
+  if (started_) ++rounds_;
+  started_ = true;
+  if (now_s(CLOCK_MONOTONIC) - start_ >= limits_.duration_s) return false;
+  if (rounds_ == std::max<uint64_t>(1, limits_.max_iterations)) {
+    stop_ = "iterations";
+    return false;
+  }
+  const int n = run_.conns.size();
+  if (run_.config.pattern == Pattern::kBurst) {
+    target_ += static_cast<uint64_t>(n);
+    run_.target.store(target_);
+    for (int i = 0; i < n; ++i) {
+      if (auto s = poke(run_.conns, i); !s.ok()) return s;
+    }
+  } else {
+    target_ += 1;
+    run_.target.store(target_);
+    if (auto s = poke(run_.conns, pick_(rng_)); !s.ok()) return s;
+  }
+  return true;
+}
+
+absl::Status DriverRounds::lost() const {
+  if (run_.config.pattern == Pattern::kBurst) {
+    const uint64_t n = static_cast<uint64_t>(run_.conns.size());
+    const uint64_t base = target_ - n;
+    const uint64_t consumed = run_.consumed.load();
+    return absl::InternalError("burst round " + std::to_string(rounds_) + ": only " +
+                               std::to_string(consumed > base ? consumed - base : 0) + " of " +
+                               std::to_string(n) + " events consumed; events were lost");
+  }
+  return absl::InternalError("trickle event " + std::to_string(rounds_) +
+                             " was never consumed; events were lost");
+}
+
+}  // namespace shardloop::bench::storm

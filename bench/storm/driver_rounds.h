@@ -1,0 +1,54 @@
+// DriverRounds: what a storm driver does, round after round, for the burst and trickle patterns,
+// whoever runs it: the storm's own driver thread (storm_run.cc) or a task inside the runtime
+// (runtime_design.cc, --driver=task). Each round sets RunState::target and then makes the round's
+// sockets readable: all N (burst) or one picked at random with a fixed seed, so every design and
+// driver gets the same socket order (trickle). The caller waits for `target` to be consumed in
+// its own way between rounds.
+//
+// Thread-safety: one driver (thread or task) owns it; not shared.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "bench/storm/poll_designs.h"
+
+namespace shardloop::bench::storm {
+
+// Writes one byte to connection i's driver end.
+absl::Status poke(const ConnectionSet& conns, int i);
+
+// CLOCK_MONOTONIC or another clock, in seconds.
+double now_s(clockid_t clock);
+
+class DriverRounds {
+ public:
+  // `start`: CLOCK_MONOTONIC seconds when the measured part began.
+  DriverRounds(RunState& run, const RunLimits& limits, double start);
+
+  // Starts the next round: sets the target, then pokes. False (and nothing poked) once the
+  // duration or the iteration bound ended the run; stop() then says which.
+  absl::StatusOr<bool> begin_round();
+  // The consumed count that ends the round begin_round() started.
+  uint64_t target() const { return target_; }
+  uint64_t rounds() const { return rounds_; }
+  // What ended the run: "duration" or "iterations".
+  const char* stop() const { return stop_; }
+  // The error for a round whose events were never all consumed.
+  absl::Status lost() const;
+
+ private:
+  RunState& run_;
+  const RunLimits limits_;
+  const double start_;
+  std::mt19937 rng_{12345};
+  std::uniform_int_distribution<int> pick_;
+  uint64_t target_ = 0;
+  uint64_t rounds_ = 0;  // rounds completed: begin_round() counts the previous one
+  bool started_ = false;
+  const char* stop_ = "duration";
+};
+
+}  // namespace shardloop::bench::storm
