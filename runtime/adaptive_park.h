@@ -41,6 +41,20 @@
 //     ~100 us took 0.05-10+ s to collect the steal-affinity evidence that needs, 0.05 s with
 //     it. Unloaded, 250 us flat cut burst at T = 64 from ~150-185k to ~95-130k events/s (32
 //     workers per CPU pass a yield round for longer than that), hence the per-worker scaling.
+//     With one worker per CPU (W <= C, SpinGate::one_per_cpu) a yielding spin also lasts the
+//     whole spin window (20 us), however many yields that takes: where no other worker shares
+//     the CPU, a yield usually finds nobody else to run and returns in well under a
+//     microsecond, so 8 yields end the spin after a few microseconds, shorter than the round
+//     trip to another worker. Measured on 2 CPUs, 2 workers, 3 alternating runs per side:
+//     a task waiting for a reply from the other worker (bench/storm trickle --driver=task,
+//     T = 2) 36-46k -> 224-233k events/s and 17-21 -> 8.4 CPU s per million events; http_server
+//     under wrk with 2 connections 36-54k -> 80-187k requests/s at 12-14 -> 5-13 us of server
+//     CPU per request; with 50 connections unchanged (254-258k both); burst T = 2 unchanged
+//     within noise. The cost: trickle from the external driver thread at T = 2 ran the same
+//     events/s (23-57k vs 28-45k) at 20-27 instead of 9-15 CPU s per million events, its spins
+//     paying often enough for the hit-rate rule to keep them. Where workers share CPUs (W > C)
+//     it measured worse (trickle --driver=task at T = 64 106k -> 56k events/s: 32 workers per
+//     CPU spinning through their windows), so there the yield count alone bounds the spin.
 //
 // Why these numbers: on this project's 2-core test machines a park-and-wake round trip costs
 // ~10-20 µs of CPU across both threads (eventfd write, futex wake, two switches), so a 20 µs
@@ -122,7 +136,8 @@ class SpinGate {
  public:
   SpinGate(size_t cpus, size_t workers)
       : limit_(workers >= cpus ? 0 : std::min(std::max<size_t>(1, cpus / 2), cpus - workers)),
-        long_yield_ns_(kLongYieldNs * workers_per_cpu(cpus, workers)) {}
+        long_yield_ns_(kLongYieldNs * workers_per_cpu(cpus, workers)),
+        one_per_cpu_(workers <= std::max<size_t>(1, cpus)) {}
 
   bool try_enter() {
     if (spinning_.fetch_add(1, std::memory_order_relaxed) < limit_) return true;
@@ -135,6 +150,9 @@ class SpinGate {
   // A yield longer than this ends a yielding spin: kLongYieldNs for each worker that may share
   // the CPU, since a yield passes the CPU round them first.
   int64_t long_yield_ns() const { return long_yield_ns_; }
+  // No more workers than CPUs (an unknown CPU count counts as one): a yielding spin then lasts
+  // the spin window too, since its yields rarely have another worker to run.
+  bool one_per_cpu() const { return one_per_cpu_; }
 
  private:
   // ceil(workers / cpus), at least 1; an unknown CPU count (0) counts as one CPU.
@@ -145,6 +163,7 @@ class SpinGate {
 
   const size_t limit_;
   const int64_t long_yield_ns_;
+  const bool one_per_cpu_;
   std::atomic<size_t> spinning_{0};
 };
 

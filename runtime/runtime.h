@@ -52,7 +52,8 @@ struct RuntimeOptions {
   int64_t adaptive_spin_ns = 20'000;
   // Adaptive mode with no spare CPU (as many workers as CPUs, or more): a worker about to park
   // gives its CPU away with sched_yield() up to this many times, polling without blocking after
-  // each, before it sleeps (adaptive_park.h says why; 0 turns it off).
+  // each, before it sleeps (adaptive_park.h says why; 0 turns it off). With exactly as many
+  // workers as CPUs the yielding spin goes on past this count until adaptive_spin_ns has passed.
   int adaptive_spin_yields = 8;
   // Time every poll call, wall and thread CPU, for WorkerStats::poll_ns and poll_cpu_ns: four
   // clock reads per loop iteration (two of them system calls), which benchmarks of the poll

@@ -159,7 +159,10 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
   const bool busy = !no_spare_cpu && gate.try_enter();
   const int max_yields = runtime_.options().adaptive_spin_yields;
   if (!busy && (max_yields <= 0 || !no_spare_cpu)) return false;
-  const TimePoint end = busy ? Clock::now() + std::chrono::nanoseconds(window) : TimePoint{};
+  // With one worker per CPU a yielding spin lasts the window as well as max_yields yields.
+  const bool yields_for_window = !busy && gate.one_per_cpu();
+  const TimePoint end =
+      busy || yields_for_window ? Clock::now() + std::chrono::nanoseconds(window) : TimePoint{};
   const uint64_t events_before = counters_.events.get();
   bool hit = false;
   int yields = 0;
@@ -185,7 +188,8 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
     poll(0);
     hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
           stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
-  } while (!hit && (busy ? Clock::now() < end : yields < max_yields));
+  } while (!hit && (busy ? Clock::now() < end
+                         : yields < max_yields || (yields_for_window && Clock::now() < end)));
   if (busy) gate.leave();
   spin_policy_.record(hit);
   if (hit) counters_.spin_hits.bump();

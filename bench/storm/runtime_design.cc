@@ -97,8 +97,8 @@ class RuntimeDesign final : public PollDesign {
   }
 
   absl::Status setup() override {
-    if (auto usable = runtime_design_usable(run_.config.design, run_.config.pattern,
-                                            run_.config.driver);
+    if (auto usable =
+            runtime_design_usable(run_.config.design, run_.config.pattern, run_.config.driver);
         !usable.ok()) {
       return usable;
     }

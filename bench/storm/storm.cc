@@ -256,8 +256,8 @@ int main(int argc, char** argv) {
                "thread-CPU clock read %llu ns, runtime polls %s\n",
                uts.release, std::thread::hardware_concurrency(), FLAGS_pattern.c_str(), n,
                FLAGS_transport.c_str(), FLAGS_threads.c_str(), FLAGS_design.c_str(),
-               FLAGS_driver.c_str(), FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, *limit,
-               static_cast<unsigned long long>(cpu_clock_overhead_ns),
+               FLAGS_driver.c_str(), FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration,
+               FLAGS_repeats, *limit, static_cast<unsigned long long>(cpu_clock_overhead_ns),
                FLAGS_time_polls ? "timed" : "untimed");
   if (FLAGS_csv && FLAGS_csv_header) std::printf("%s\n", kCsvHeader);
 

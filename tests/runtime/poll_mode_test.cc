@@ -143,6 +143,15 @@ TEST(SpinGate, ALongYieldIsLongerTheMoreWorkersShareACpu) {
   EXPECT_EQ(SpinGate(0, 4).long_yield_ns(), 4 * kLongYieldNs) << "no CPU count: as if one";
 }
 
+TEST(SpinGate, OnePerCpuWhenNoMoreWorkersThanCpus) {
+  EXPECT_TRUE(SpinGate(2, 1).one_per_cpu());
+  EXPECT_TRUE(SpinGate(2, 2).one_per_cpu());
+  EXPECT_FALSE(SpinGate(2, 3).one_per_cpu());
+  EXPECT_FALSE(SpinGate(2, 64).one_per_cpu());
+  EXPECT_TRUE(SpinGate(0, 1).one_per_cpu()) << "no CPU count: as if one";
+  EXPECT_FALSE(SpinGate(0, 2).one_per_cpu());
+}
+
 // Posting to worker 0 40 times, a millisecond apart, makes it park 40 times; returns how many
 // non-blocking polls it made spinning before those parks, and the yielding spins that a long
 // yield ended before their first poll (when another process's thread holds the CPU).
@@ -179,6 +188,19 @@ uint64_t yield_spins_after_posts(int max_yields) {
 TEST(AdaptiveMode, WithNoSpareCpuWorkersSpinByYieldingUnlessTurnedOff) {
   EXPECT_GT(yield_spins_after_posts(2), 0u);
   EXPECT_EQ(yield_spins_after_posts(0), 0u);
+}
+
+// One worker per CPU: a yielding spin lasts the spin window, not just its yields. With one
+// yield per spin, a spin polls once unless the window keeps it going; each of the ~40 parks
+// spins at most once, so over 100 polls means spins went on past their yield (with a 2 ms
+// window and posts 1 ms apart, each spin that runs its window polls hundreds of times).
+TEST(AdaptiveMode, WithOneWorkerPerCpuAYieldingSpinLastsTheSpinWindow) {
+  RuntimeOptions options{.workers = allowed_cpus().size(),
+                         .backend = Backend::kEpoll,
+                         .poll_mode = PollMode::kAdaptive};
+  options.adaptive_spin_yields = 1;
+  options.adaptive_spin_ns = 2'000'000;
+  EXPECT_GT(spins_after_posts(options), 100u);
 }
 
 TEST(AdaptiveMode, WorkersSpinBeforeParkingAndShardedOnesDoNot) {
