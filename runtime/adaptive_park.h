@@ -46,14 +46,14 @@
 //     the CPU, a yield usually finds nobody else to run and returns in well under a
 //     microsecond, so 8 yields end the spin after a few microseconds, shorter than the round
 //     trip to another worker. Measured on 2 CPUs, 2 workers, 3 alternating runs per side:
-//     a task waiting for a reply from the other worker (bench/storm trickle --driver=task,
+//     a task waiting for a reply from the other worker (bench/storm trickle, rt-adaptive+task,
 //     T = 2) 36-46k -> 224-233k events/s and 17-21 -> 8.4 CPU s per million events; http_server
 //     under wrk with 2 connections 36-54k -> 80-187k requests/s at 12-14 -> 5-13 us of server
 //     CPU per request; with 50 connections unchanged (254-258k both); burst T = 2 unchanged
 //     within noise. The cost: trickle from the external driver thread at T = 2 ran the same
 //     events/s (23-57k vs 28-45k) at 20-27 instead of 9-15 CPU s per million events, its spins
 //     paying often enough for the hit-rate rule to keep them. Where workers share CPUs (W > C)
-//     it measured worse (trickle --driver=task at T = 64 106k -> 56k events/s: 32 workers per
+//     it measured worse (trickle, rt-adaptive+task, at T = 64 106k -> 56k events/s: 32 workers per
 //     CPU spinning through their windows), so there the yield count alone bounds the spin.
 //
 // Why these numbers: on this project's 2-core test machines a park-and-wake round trip costs

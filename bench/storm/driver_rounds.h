@@ -1,9 +1,9 @@
 // DriverRounds: what a storm driver does, round after round, for the burst and trickle patterns,
 // whoever runs it: the storm's own driver thread (storm_run.cc) or a task inside the runtime
-// (runtime_design.cc, --driver=task). Each round sets RunState::target and then makes the round's
-// sockets readable: all N (burst) or one picked at random with a fixed seed, so every design and
-// driver gets the same socket order (trickle). The caller waits for `target` to be consumed in
-// its own way between rounds.
+// (runtime_design.cc, designs named +task). Each round sets RunState::target and then makes the
+// round's sockets readable: all N (burst) or one picked at random with a fixed seed, so every
+// design and driver gets the same socket order (trickle). The caller waits for `target` to be
+// consumed in its own way between rounds.
 //
 // Thread-safety: one driver (thread or task) owns it; not shared.
 #pragma once

@@ -374,8 +374,6 @@ const char* pattern_name(Pattern p) {
 
 const char* arm_name(Arm a) { return a == Arm::kOneshot ? "oneshot" : "edge"; }
 
-const char* driver_name(Driver d) { return d == Driver::kThread ? "thread" : "task"; }
-
 std::string run_label(const RunConfig& config) {
   std::string label = design_name(config.design);
   if (config.driver == Driver::kTask) label += "+task";

@@ -71,7 +71,6 @@ enum class Driver { kThread, kTask };
 const char* design_name(Design d);
 const char* pattern_name(Pattern p);
 const char* arm_name(Arm a);
-const char* driver_name(Driver d);
 
 struct RunConfig {
   Design design = Design::kSharded;

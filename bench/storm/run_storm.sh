@@ -13,16 +13,17 @@
 # Usage: bench/storm/run_storm.sh [BUILD_DIR]     (default build/release; storm is built there,
 #                                                  Release, if missing)
 #   env: NS="1024 4096" THREADS="1 2 4 8 16 32 64" DESIGNS="sharded global throttled rt-sharded
-#        rt-global rt-throttled rt-adaptive rt-adaptive-uring" (rt-sharded-uring also exists)
+#        rt-global rt-throttled rt-adaptive rt-adaptive-uring rt-adaptive+task" (rt-sharded-uring
+#        also exists)
 #        PATTERNS="burst trickle" (or stay-ready) REPEATS=3 DURATION=0.25 (seconds per run)
 #        TRANSPORT=tcp|unix MAX_EVENTS=128 ARM=oneshot|edge GO=auto|off OUT=BUILD_DIR/storm.csv
 #        TIME_POLLS=1|0 (0: the rt-* designs run untimed, as in production, with no poll figures:
 #        the fair setting for events/s and CPU per event against the Go peer, which times
 #        nothing; the bare designs always time their polls)
-#        DRIVERS="thread" (or "thread task", "task": task drives the rt-* designs from a task on
-#        worker 0, as the Go peer's driver is a goroutine; those rows read design+task, and the
-#        bare designs run only with the thread)
-# The defaults (2 N x 2 patterns x 7 T x 3 repeats x 8 designs + Go) take about 4 minutes;
+#        An rt-* design with +task (rt-adaptive+task) is driven by a task on the runtime's worker 0
+#        instead of the storm's driver thread, as the Go peer's driver is a goroutine: the
+#        like-for-like comparison with Go (compare the process CPU columns).
+# The defaults (2 N x 2 patterns x 7 T x 3 repeats x 9 designs + Go) take about 4 minutes;
 # `make run` (NS=1024 DURATION=0.15) about 95 s; DURATION=2 gives
 # steadier numbers. N needs 2N file descriptors: an N that does not fit the hard open-file limit
 # is skipped with a message.
@@ -31,7 +32,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(realpath -m "${1:-$root/build/release}")
 ns=${NS:-"1024 4096"}
 threads=${THREADS:-"1 2 4 8 16 32 64"}
-designs=${DESIGNS:-"sharded global throttled rt-sharded rt-global rt-throttled rt-adaptive rt-adaptive-uring"}
+designs=${DESIGNS:-"sharded global throttled rt-sharded rt-global rt-throttled rt-adaptive rt-adaptive-uring rt-adaptive+task"}
 patterns=${PATTERNS:-"burst trickle"}
 repeats=${REPEATS:-3}
 duration=${DURATION:-0.25}
@@ -40,7 +41,6 @@ max_events=${MAX_EVENTS:-128}
 arm=${ARM:-oneshot}
 use_go=${GO:-auto}
 time_polls=${TIME_POLLS:-1}
-drivers=${DRIVERS:-thread}
 out=${OUT:-$build/storm.csv}
 
 die() {
@@ -51,14 +51,14 @@ for v in repeats max_events; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be 
 [[ $duration =~ ^[0-9]*\.?[0-9]+$ ]] || die "DURATION must be a number of seconds"
 for n in $ns $threads; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "NS and THREADS take positive integers"; done
 for d in $designs; do
-  [[ $d =~ ^(rt-)?(sharded|global|throttled|adaptive)(-uring)?$ ]] || die "unknown design '$d'"
+  [[ $d =~ ^(rt-)?(sharded|global|throttled|adaptive)(-uring)?(\+task)?$ ]] || die "unknown design '$d'"
+  if [[ $d == *+task && $d != rt-* ]]; then die "'$d': only the rt-* designs run a task driver"; fi
 done
 for p in $patterns; do [[ $p =~ ^(burst|trickle|stay-ready)$ ]] || die "unknown pattern '$p'"; done
 [[ $transport =~ ^(tcp|unix)$ ]] || die "TRANSPORT must be tcp or unix"
 [[ $arm =~ ^(oneshot|edge)$ ]] || die "ARM must be oneshot or edge"
 [[ $use_go =~ ^(auto|off)$ ]] || die "GO must be auto or off"
 [[ $time_polls =~ ^[01]$ ]] || die "TIME_POLLS must be 1 or 0"
-for d in $drivers; do [[ $d =~ ^(thread|task)$ ]] || die "unknown driver '$d' (thread or task)"; done
 time_polls_flag=false
 [ "$time_polls" = 1 ] && time_polls_flag=true
 
@@ -94,24 +94,7 @@ read -r -a design_list <<< "$designs"
 max_t=$(printf '%s\n' "${thread_list[@]}" | sort -n | tail -1)
 threads_csv=$(IFS=,; echo "${thread_list[*]}")
 designs_csv=$(IFS=,; echo "${design_list[*]}")
-read -r -a driver_list <<< "$drivers"
-drivers_csv=$(IFS=,; echo "${driver_list[*]}")
-# The names the runs report: design, or design+task for an rt-* design the task drives.
-labels=""
-n_variants=0
-for d in "${design_list[@]}"; do
-  for v in "${driver_list[@]}"; do
-    if [ "$v" = thread ]; then
-      labels+="$d "
-    elif [[ $d == rt-* ]]; then
-      labels+="$d+task "
-    else
-      continue
-    fi
-    n_variants=$((n_variants + 1))
-  done
-done
-[ "$n_variants" -gt 0 ] || die "no design runs with DRIVERS='$drivers' (task drives rt-* designs only)"
+n_designs=${#design_list[@]}
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 kernel=$(uname -r)
@@ -119,7 +102,7 @@ n_threads=${#thread_list[@]}
 echo "storm matrix: kernel $kernel, $(nproc) CPUs, commit $commit, $transport, max_events $max_events," \
   "arm $arm, ${duration}s x $repeats runs per cell, open-file limit $limit," \
   "Go peer: $go_desc"
-echo "  N: $ns; T: $threads; designs: $designs; drivers: $drivers; patterns: $patterns;" \
+echo "  N: $ns; T: $threads; designs: $designs; patterns: $patterns;" \
   "runtime polls $([ "$time_polls_flag" = true ] && echo "timed" || echo "untimed (no poll figures for rt-*)")"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews every figure)"
 
@@ -139,13 +122,13 @@ for n in $ns; do
   fi
   for p in $patterns; do
     step=$((step + 1))
-    echo "run_storm: [$step/$steps] $p N=$n: $((n_variants * n_threads * repeats)) storm runs" \
+    echo "run_storm: [$step/$steps] $p N=$n: $((n_designs * n_threads * repeats)) storm runs" \
       "($(($(date +%s) - start)) s elapsed)" >&2
     rc=0
     "$storm" --csv --pattern "$p" --connections "$n" --transport "$transport" \
       --design "$designs_csv" --threads "$threads_csv" --repeats "$repeats" \
       --duration "$duration" --max_events "$max_events" --arm "$arm" \
-      --time_polls="$time_polls_flag" --driver "$drivers_csv" >> "$raw" || rc=$?
+      --time_polls="$time_polls_flag" >> "$raw" || rc=$?
     [ "$rc" = 3 ] && continue
     [ "$rc" = 0 ] || { echo "run_storm: storm failed (status $rc)" >&2; exit 1; }
     if [ -n "$storm_go" ] && [ "$p" != stay-ready ]; then
@@ -175,7 +158,7 @@ echo "Median of $repeats runs by events/s [min-max]; cpu_s/Mev: CPU seconds per 
   "wakeups, per event; vcsw/1k: voluntary context switches per 1000 events, workers only" \
   "(*: whole process). '-': Go cannot report it."
 medians=$tmp/medians.txt
-awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$labels go" -v med="$medians" '
+awk -F, -v patterns="$patterns" -v ns="$ns" -v threads="$threads" -v designs="$designs go" -v med="$medians" '
   function val(x) { return x == "NA" ? "-" : x }
   {
     # impl,design,...: columns as in the CSV header minus commit,kernel
@@ -232,7 +215,7 @@ if command -v gnuplot >/dev/null; then
         echo "set title '$p: ${metric#*:}'"
         echo -n "plot"
         sep=""
-        for d in $labels go; do
+        for d in $designs go; do
           grep -q "^$p $first_n [0-9]* $d " "$medians" || continue
           echo -n "$sep '< grep \"^$p $first_n [0-9]* $d \" $medians' using 3:$col with linespoints title '$d'"
           sep=","

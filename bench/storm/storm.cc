@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "bench/storm/connection_set.h"
 #include "bench/storm/poll_designs.h"
 #include "bench/storm/runtime_design.h"
@@ -33,7 +34,9 @@
 DEFINE_string(design, "sharded,global,throttled",
               "comma-separated poll designs: sharded, global, throttled (bare, raw epoll); "
               "rt-sharded, rt-global, rt-throttled, rt-adaptive (the runtime on epoll); "
-              "rt-sharded-uring, rt-adaptive-uring (the runtime on io_uring)");
+              "rt-sharded-uring, rt-adaptive-uring (the runtime on io_uring); an rt-* name with "
+              "+task (rt-adaptive+task) is driven by a task on the runtime's worker 0 instead of "
+              "the storm's driver thread, as the Go peer's driver is a goroutine");
 DEFINE_string(threads, "1,2,4", "comma-separated worker thread counts");
 DEFINE_int32(connections, 1024, "connection pairs N (2N file descriptors)");
 DEFINE_string(transport, "tcp", "tcp (127.0.0.1) or unix (socketpair)");
@@ -50,10 +53,6 @@ DEFINE_int32(repeats, 1, "runs per (threads, design)");
 DEFINE_bool(time_polls, true,
             "runtime designs: time every poll call for the poll figures (false: run untimed, as "
             "in production, and report no poll figures; the bare designs always time)");
-DEFINE_string(driver, "thread",
-              "comma-separated drivers: thread (the storm's own thread makes the sockets ready) "
-              "or task (a task on worker 0 of the runtime designs does, as the Go peer's driver "
-              "is a goroutine; runs are labelled design+task)");
 DEFINE_bool(csv, false, "print CSV lines on stdout (text lines go to stderr as progress)");
 DEFINE_bool(csv_header, false, "with --csv: print the header line first");
 
@@ -134,7 +133,9 @@ void report(const RunResult& r, int n) {
   std::fflush(stdout);
 }
 
-bool parse_design(absl::string_view s, Design* d) {
+// A --design entry: a design's name, with "+task" for the task driver.
+bool parse_design(absl::string_view s, Design* d, Driver* driver) {
+  *driver = absl::ConsumeSuffix(&s, "+task") ? Driver::kTask : Driver::kThread;
   for (Design candidate : kAllDesigns) {
     if (s == design_name(candidate)) {
       *d = candidate;
@@ -156,11 +157,14 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("raw-epoll ready-storm benchmark: sharded vs global vs throttled");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
 
-  std::vector<Design> designs;
+  std::vector<std::pair<Design, Driver>> designs;
   for (absl::string_view s : absl::StrSplit(FLAGS_design, ',', absl::SkipEmpty())) {
     Design d;
-    if (!parse_design(s, &d)) return fail_flag("unknown --design '" + std::string(s) + "'");
-    designs.push_back(d);
+    Driver driver;
+    if (!parse_design(s, &d, &driver)) {
+      return fail_flag("unknown --design '" + std::string(s) + "'");
+    }
+    designs.emplace_back(d, driver);
   }
   std::vector<int> threads;
   for (absl::string_view s : absl::StrSplit(FLAGS_threads, ',', absl::SkipEmpty())) {
@@ -170,19 +174,7 @@ int main(int argc, char** argv) {
     }
     threads.push_back(t);
   }
-  std::vector<Driver> drivers;
-  for (absl::string_view s : absl::StrSplit(FLAGS_driver, ',', absl::SkipEmpty())) {
-    if (s == "thread") {
-      drivers.push_back(Driver::kThread);
-    } else if (s == "task") {
-      drivers.push_back(Driver::kTask);
-    } else {
-      return fail_flag("unknown --driver '" + std::string(s) + "' (thread or task)");
-    }
-  }
-  if (designs.empty() || threads.empty() || drivers.empty()) {
-    return fail_flag("--design, --threads and --driver need entries");
-  }
+  if (designs.empty() || threads.empty()) return fail_flag("--design and --threads need entries");
   Pattern pattern;
   if (FLAGS_pattern == "burst")
     pattern = Pattern::kBurst;
@@ -211,22 +203,17 @@ int main(int argc, char** argv) {
   if (FLAGS_max_events < 1) return fail_flag("--max_events must be positive");
   if (!(FLAGS_duration > 0)) return fail_flag("--duration must be positive");
   if (FLAGS_repeats < 1) return fail_flag("--repeats must be positive");
-  // Every (design, driver); the ones that cannot run here are left out with the reason, not
-  // failed.
-  std::vector<std::pair<Design, Driver>> variants;
-  for (Design d : designs) {
-    for (Driver driver : drivers) {
-      absl::Status usable = runtime_design_usable(d, pattern, driver);
-      if (usable.ok()) {
-        variants.emplace_back(d, driver);
-        continue;
-      }
+  // Designs that cannot run here are left out with the reason, not failed.
+  std::erase_if(designs, [&](const std::pair<Design, Driver>& v) {
+    absl::Status usable = runtime_design_usable(v.first, pattern, v.second);
+    if (!usable.ok()) {
       std::fprintf(stderr, "storm: skipping %s: %s\n",
-                   run_label({.design = d, .driver = driver}).c_str(),
+                   run_label({.design = v.first, .driver = v.second}).c_str(),
                    std::string(usable.message()).c_str());
     }
-  }
-  if (variants.empty()) return 3;  // nothing to run (run_storm.sh treats 3 as "skipped")
+    return !usable.ok();
+  });
+  if (designs.empty()) return 3;  // nothing to run (run_storm.sh treats 3 as "skipped")
 
   const int n = FLAGS_connections;
   const int max_threads = *std::max_element(threads.begin(), threads.end());
@@ -252,20 +239,20 @@ int main(int argc, char** argv) {
   std::FILE* info = FLAGS_csv ? stderr : stdout;
   std::fprintf(info,
                "storm: kernel %s, %u CPUs; %s pattern, N=%d %s connections, threads %s, designs "
-               "%s, driver %s, max_events %d, arm %s, %.2f s x %d runs, open-file limit %ld, "
-               "thread-CPU clock read %llu ns, runtime polls %s\n",
+               "%s, max_events %d, arm %s, %.2f s x %d runs, open-file limit %ld, thread-CPU clock "
+               "read %llu ns, runtime polls %s\n",
                uts.release, std::thread::hardware_concurrency(), FLAGS_pattern.c_str(), n,
                FLAGS_transport.c_str(), FLAGS_threads.c_str(), FLAGS_design.c_str(),
-               FLAGS_driver.c_str(), FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration,
-               FLAGS_repeats, *limit, static_cast<unsigned long long>(cpu_clock_overhead_ns),
+               FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, *limit,
+               static_cast<unsigned long long>(cpu_clock_overhead_ns),
                FLAGS_time_polls ? "timed" : "untimed");
   if (FLAGS_csv && FLAGS_csv_header) std::printf("%s\n", kCsvHeader);
 
   for (int repeat = 1; repeat <= FLAGS_repeats; ++repeat) {
     for (int t : threads) {
-      for (size_t k = 0; k < variants.size(); ++k) {
+      for (size_t k = 0; k < designs.size(); ++k) {
         const auto& [design, driver] =
-            variants[(k + static_cast<size_t>(repeat) - 1) % variants.size()];
+            designs[(k + static_cast<size_t>(repeat) - 1) % designs.size()];
         RunConfig config{.design = design,
                          .pattern = pattern,
                          .arm = arm,
