@@ -155,7 +155,7 @@ TEST(SpinGate, OnePerCpuWhenNoMoreWorkersThanCpus) {
 // Posting to worker 0 40 times, a millisecond apart, makes it park 40 times; returns how many
 // non-blocking polls it made spinning before those parks, and the yielding spins that a long
 // yield ended before their first poll (when another process's thread holds the CPU).
-uint64_t spins_after_posts(const RuntimeOptions& options) {
+WorkerStats stats_after_posts(const RuntimeOptions& options) {
   Runtime rt(options);
   EXPECT_TRUE(rt.start().ok());
   std::atomic<int> ran{0};
@@ -166,6 +166,11 @@ uint64_t spins_after_posts(const RuntimeOptions& options) {
   while (ran.load() < 40) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const WorkerStats stats = rt.worker(0).stats();
   rt.stop();
+  return stats;
+}
+
+uint64_t spins_after_posts(const RuntimeOptions& options) {
+  const WorkerStats stats = stats_after_posts(options);
   return stats.spin_polls + stats.spin_long_yields;
 }
 
@@ -193,14 +198,25 @@ TEST(AdaptiveMode, WithNoSpareCpuWorkersSpinByYieldingUnlessTurnedOff) {
 // One worker per CPU: a yielding spin lasts the spin window, not just its yields. With one
 // yield per spin, a spin polls once unless the window keeps it going; each of the ~40 parks
 // spins at most once, so over 100 polls means spins went on past their yield (with a 2 ms
-// window and posts 1 ms apart, each spin that runs its window polls hundreds of times).
+// window and posts 1 ms apart, each spin that runs its window polls hundreds of times). The
+// first spin is a probe: if another process holds the CPU through it, a long yield ends it (as
+// it should) and the worker backs off for more parks than the run has. So a run whose spins
+// long yields ended is retried (three runs at most, then skipped: the machine is too busy to
+// show it); a run without long yields must show the window.
 TEST(AdaptiveMode, WithOneWorkerPerCpuAYieldingSpinLastsTheSpinWindow) {
   RuntimeOptions options{.workers = allowed_cpus().size(),
                          .backend = Backend::kEpoll,
                          .poll_mode = PollMode::kAdaptive};
   options.adaptive_spin_yields = 1;
   options.adaptive_spin_ns = 2'000'000;
-  EXPECT_GT(spins_after_posts(options), 100u);
+  for (int run = 0; run < 3; ++run) {
+    const WorkerStats stats = stats_after_posts(options);
+    if (stats.spin_polls > 100) return;
+    if (stats.spin_long_yields == 0) {
+      FAIL() << stats.spin_polls << " polls spinning, no long yield: the spins ended early";
+    }
+  }
+  GTEST_SKIP() << "another process held the CPU through the spins of three runs";
 }
 
 TEST(AdaptiveMode, WorkersSpinBeforeParkingAndShardedOnesDoNot) {
