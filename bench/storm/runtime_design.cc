@@ -9,6 +9,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -140,8 +141,10 @@ class RuntimeDesign final : public PollDesign {
   // waits for it, watching for lost events as the driver thread does.
   absl::StatusOr<uint64_t> drive(const RunLimits& limits, double start,
                                  const char** stop) override {
-    DriverRounds script(run_, limits, start);
-    rt_->spawn_on(kDriverWorker, [this, &script]() -> Task<void> { return drive_task(script); });
+    // A member, not a local: after a stall the task still holds it, and a late event could
+    // resume it before the runtime is stopped.
+    script_.emplace(run_, limits, start);
+    rt_->spawn_on(kDriverWorker, [this]() -> Task<void> { return drive_task(*script_); });
     uint64_t last = run_.consumed.load();
     double last_change = now_s(CLOCK_MONOTONIC);
     while (driver_finished_.load(std::memory_order_acquire) == 0) {
@@ -161,10 +164,10 @@ class RuntimeDesign final : public PollDesign {
                                                 " made ready; events were lost"));
       }
     }
-    // The acquire above orders the task's last writes to `script` and driver_status_ before.
+    // The acquire above orders the task's last writes to script_ and driver_status_ before.
     if (!driver_status_.ok()) return driver_status_;
-    *stop = script.stop();
-    return script.rounds();
+    *stop = script_->stop();
+    return script_->rounds();
   }
 
   // The runtime's workers do the work; the storm's thread t only waits for the end of the run.
@@ -239,6 +242,7 @@ class RuntimeDesign final : public PollDesign {
   // The task driver's (drives_itself()): written by the task, read by the storm's thread after
   // it saw driver_finished_ (a futex word: 1 once the task ended, release/acquire).
   RoundDone round_done_;
+  std::optional<DriverRounds> script_;
   absl::Status driver_status_;
   std::atomic<uint32_t> driver_finished_{0};
 };
