@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cassert>
 #include <utility>
 
@@ -164,17 +165,20 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
   const TimePoint end =
       busy || yields_for_window ? Clock::now() + std::chrono::nanoseconds(window) : TimePoint{};
   const uint64_t events_before = counters_.events.get();
+  // A yielding spin is idle time for load sampling (the rebalancer balances busy time), its
+  // empty polls included: counted as busy, a lightly loaded worker, which parks (and so spins)
+  // the most often, would look loaded; with the window a spin polls for up to 20 us. The poll
+  // that found work is busy time: its handlers may resume coroutines inline.
+  const TimePoint spin_start = busy ? TimePoint{} : Clock::now();
+  TimePoint last_poll_start = spin_start;
   bool hit = false;
   int yields = 0;
   do {
     if (!busy) {
-      // The CPU given away is idle time for load sampling (the rebalancer balances busy time):
-      // counted as busy, a lightly loaded worker's yields would make it look loaded.
       const TimePoint yield_start = Clock::now();
       sched_yield();
       const int64_t yielded_ns =
           std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - yield_start).count();
-      counters_.idle_ns.bump(static_cast<uint64_t>(yielded_ns));
       ++yields;
       // A yield that came back late gave the CPU to a thread that runs whole scheduler slices
       // (another process's CPU-bound work), not to a peer about to make the next event: yield
@@ -185,19 +189,36 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
       }
     }
     counters_.spin_polls.bump();
+    if (!busy) last_poll_start = Clock::now();
     poll(0);
     hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
           stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
   } while (!hit && (busy ? Clock::now() < end
                          : yields < max_yields || (yields_for_window && Clock::now() < end)));
-  if (busy) gate.leave();
+  if (busy) {
+    gate.leave();
+  } else {
+    const TimePoint idle_end = hit ? last_poll_start : Clock::now();
+    counters_.idle_ns.bump(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(idle_end - spin_start).count()));
+  }
   spin_policy_.record(hit);
   if (hit) counters_.spin_hits.bump();
   return hit;
 }
 
 void Worker::poll(int64_t timeout_ns) {
-  if (timeout_ns != 0 && adaptive_ && spin_found_work(timeout_ns)) return;
+  if (timeout_ns != 0 && adaptive_) {
+    const TimePoint spin_start = Clock::now();
+    if (spin_found_work(timeout_ns)) return;
+    // A timer's timeout was computed before the spin: take the spin's time off it (0 if the
+    // timer is due now), or the timer fires up to a spin window late.
+    if (timeout_ns > 0) {
+      const int64_t spun =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - spin_start).count();
+      timeout_ns = std::max<int64_t>(timeout_ns - spun, 0);
+    }
+  }
   const bool announced = timeout_ns != 0;
   if (announced) {
     // Park handshake (see inbox.h): announce we may block, then re-check for messages and stop

@@ -17,6 +17,12 @@
 
 namespace shardloop::bench::storm {
 
+// A round that makes no progress for this long means a design lost events: the run fails
+// instead of hanging (both drivers).
+inline constexpr double kStallSeconds = 5.0;
+// How often a waiting driver re-checks progress, in case a wakeup was missed.
+inline constexpr long kDriverRecheckNs = 20'000'000;
+
 // Writes one byte to connection i's driver end.
 absl::Status poke(const ConnectionSet& conns, int i);
 

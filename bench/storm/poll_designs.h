@@ -124,8 +124,10 @@ struct alignas(64) ThreadStats {
 // Thread-safety: `consumed` is added to by workers (after the events were handled, before the
 // worker blocks again) and read by the driver; `target` is written by the driver before it makes
 // the round's sockets readable and read by workers after they read a byte; the kernel's socket
-// locks order the driver's store before the worker's load in practice, and the driver re-checks
-// `consumed` every few milliseconds, so a stale `target` can delay a round but never lose it.
+// locks order the driver's store before the worker's load in practice. The driver thread also
+// re-checks `consumed` every few milliseconds, so for it a stale `target` could delay a round
+// but never lose it; the task driver (runtime_design.cc) relies on that order alone, since only
+// the reader that sees its addition reach `target` resumes it.
 // `done_seq` is a futex word: the worker whose addition reaches `target` increments it and wakes
 // the driver. All three are seq_cst: the driver reads done_seq, then consumed, then sleeps on
 // done_seq; the worker adds to consumed, then bumps done_seq, so either the driver sees the new

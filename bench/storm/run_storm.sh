@@ -152,7 +152,8 @@ header+=",total_cpu_s_per_Mevents,total_vcsw_per_1k_events"
 
 echo
 echo "Median of $repeats runs by events/s [min-max]; cpu_s/Mev: CPU seconds per million events," \
-  "workers only (process minus the driver thread) and whole process (driver included, as Go" \
+  "workers only (process minus the driver thread; in +task rows the driver is a task, so it is" \
+  "in) and whole process (driver included, as Go" \
   "reports it); poll: inside epoll_wait per event returned, wall and thread CPU, and that CPU's" \
   "share of the workers' CPU; spur/ev: polls with nothing (fresh) to handle plus futile" \
   "wakeups, per event; vcsw/1k: voluntary context switches per 1000 events, workers only" \

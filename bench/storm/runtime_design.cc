@@ -47,19 +47,19 @@ ModeAndBackend mode_of(Design d) {
 
 // The worker the task driver runs on.
 constexpr size_t kDriverWorker = 0;
-// A round with no progress for this long means events were lost (as the driver thread's).
-constexpr double kStallSeconds = 5.0;
 
 // The task driver's wait for the end of its round.
 //
 // Thread-safety: the driver task (on kDriverWorker) resets it before each round and awaits it;
 // the one reader whose addition reached the round's target fires it, on whichever worker owns
-// that connection. `state_` is the handshake, changed only by acq_rel exchanges (reset is a
-// seq_cst store made before the round's pokes, which are what the reader's fire follows): the
-// await swaps in the suspended driver's handle, the fire swaps in kFired, and whichever comes
-// second sees the other's value, so the await finds kFired and does not suspend, or the fire
-// finds the handle and resumes it on the driver's worker. acq_rel makes the driver's frame, as
-// it was when it suspended, visible to the worker that resumes it.
+// that connection. Within a round `state_` changes only by exchanges: the await swaps in the
+// suspended driver's handle, the fire swaps in kFired, and whichever comes second reads the
+// other's value (an exchange reads the latest value), so the await finds kFired and does not
+// suspend, or the fire finds the handle and has it resumed on the driver's worker, the thread
+// that suspended it (inline there, or through its inbox, whose mutex orders the rest). The
+// reset is a store, not an exchange, made before the round's pokes; that the fire follows it rests
+// on the kernel ordering the poke's write before the reader's read, as `target` does (RunState).
+// Readers never touch the driver's frame; acq_rel only keeps the handle's exchanges ordered.
 class RoundDone {
  public:
   void reset() { state_.store(nullptr, std::memory_order_seq_cst); }
@@ -148,7 +148,7 @@ class RuntimeDesign final : public PollDesign {
     uint64_t last = run_.consumed.load();
     double last_change = now_s(CLOCK_MONOTONIC);
     while (driver_finished_.load(std::memory_order_acquire) == 0) {
-      timespec recheck{.tv_sec = 0, .tv_nsec = 20'000'000};
+      timespec recheck{.tv_sec = 0, .tv_nsec = kDriverRecheckNs};
       syscall(SYS_futex, reinterpret_cast<uint32_t*>(&driver_finished_), FUTEX_WAIT_PRIVATE, 0,
               &recheck, nullptr, 0);
       const uint64_t c = run_.consumed.load();

@@ -23,12 +23,6 @@
 namespace shardloop::bench::storm {
 namespace {
 
-// A round that makes no progress for this long means a design lost events: the run fails
-// instead of hanging.
-constexpr double kStallSeconds = 5.0;
-// How often the driver re-checks `consumed` while it waits, in case a wakeup was missed.
-constexpr long kDriverRecheckNs = 20'000'000;
-
 struct Usage {
   double cpu_s = 0;
   long nvcsw = 0;

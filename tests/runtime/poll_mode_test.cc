@@ -152,9 +152,9 @@ TEST(SpinGate, OnePerCpuWhenNoMoreWorkersThanCpus) {
   EXPECT_FALSE(SpinGate(0, 2).one_per_cpu());
 }
 
-// Posting to worker 0 40 times, a millisecond apart, makes it park 40 times; returns how many
-// non-blocking polls it made spinning before those parks, and the yielding spins that a long
-// yield ended before their first poll (when another process's thread holds the CPU).
+// Posting to worker 0 40 times, a millisecond apart, makes it park 40 times; returns its
+// counters, among them the non-blocking polls it made spinning before those parks and the
+// yielding spins a long yield ended (when another process's thread holds the CPU).
 WorkerStats stats_after_posts(const RuntimeOptions& options) {
   Runtime rt(options);
   EXPECT_TRUE(rt.start().ok());
@@ -169,6 +169,7 @@ WorkerStats stats_after_posts(const RuntimeOptions& options) {
   return stats;
 }
 
+// The polls spinning plus the spins a long yield ended, possibly before their first poll.
 uint64_t spins_after_posts(const RuntimeOptions& options) {
   const WorkerStats stats = stats_after_posts(options);
   return stats.spin_polls + stats.spin_long_yields;
