@@ -30,7 +30,8 @@ struct WorkerStats {
   uint64_t stealable_started = 0;  // stealable roots this worker started (its own or stolen)
   // Time spent blocked in the poller (the rest of the wall time is busy); less the CPU used
   // inside those waits while Worker::set_measure_wait_cpu is on or with time_every_poll. Plus
-  // the time inside the adaptive mode's sched_yield() calls, when the CPU was given away.
+  // the adaptive mode's yielding spins, their yields and the polls that found nothing (the
+  // poll that found work counts as busy).
   uint64_t idle_ns = 0;
   // Wall time inside poller wait calls (the poll call's own cost plus any time blocked in it):
   // those allowed to block, and the non-blocking ones too with RuntimeOptions::time_every_poll.
