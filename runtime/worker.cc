@@ -149,7 +149,7 @@ int64_t Worker::poll_timeout_ns() {
   return ns > 0 ? ns : 0;
 }
 
-bool Worker::spin_found_work(int64_t timeout_ns) {
+bool Worker::spin_found_work(int64_t& timeout_ns) {
   const int64_t window = runtime_.options().adaptive_spin_ns;
   if (window <= 0 || (timeout_ns > 0 && timeout_ns < window)) return false;
   if (!spin_policy_.should_spin()) return false;
@@ -162,23 +162,24 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
   if (!busy && (max_yields <= 0 || !no_spare_cpu)) return false;
   // With one worker per CPU a yielding spin lasts the window as well as max_yields yields.
   const bool yields_for_window = !busy && gate.one_per_cpu();
-  const TimePoint end =
-      busy || yields_for_window ? Clock::now() + std::chrono::nanoseconds(window) : TimePoint{};
+  const TimePoint start = Clock::now();
+  const TimePoint end = start + std::chrono::nanoseconds(window);
   const uint64_t events_before = counters_.events.get();
   // A yielding spin is idle time for load sampling (the rebalancer balances busy time), its
   // empty polls included: counted as busy, a lightly loaded worker, which parks (and so spins)
   // the most often, would look loaded; with the window a spin polls for up to 20 us. The poll
   // that found work is busy time: its handlers may resume coroutines inline.
-  const TimePoint spin_start = busy ? TimePoint{} : Clock::now();
-  TimePoint last_poll_start = spin_start;
+  TimePoint last_poll_start = start;
   bool hit = false;
   int yields = 0;
   do {
     if (!busy) {
       const TimePoint yield_start = Clock::now();
       sched_yield();
+      last_poll_start = Clock::now();
       const int64_t yielded_ns =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - yield_start).count();
+          std::chrono::duration_cast<std::chrono::nanoseconds>(last_poll_start - yield_start)
+              .count();
       ++yields;
       // A yield that came back late gave the CPU to a thread that runs whole scheduler slices
       // (another process's CPU-bound work), not to a peer about to make the next event: yield
@@ -189,18 +190,25 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
       }
     }
     counters_.spin_polls.bump();
-    if (!busy) last_poll_start = Clock::now();
     poll(0);
     hit = counters_.events.get() != events_before || !ready_.empty() || inbox_.maybe_nonempty() ||
           stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
   } while (!hit && (busy ? Clock::now() < end
                          : yields < max_yields || (yields_for_window && Clock::now() < end)));
+  const TimePoint spin_end = Clock::now();
   if (busy) {
     gate.leave();
   } else {
-    const TimePoint idle_end = hit ? last_poll_start : Clock::now();
+    const TimePoint idle_end = hit ? last_poll_start : spin_end;
     counters_.idle_ns.bump(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(idle_end - spin_start).count()));
+        std::chrono::duration_cast<std::chrono::nanoseconds>(idle_end - start).count()));
+  }
+  // A timer's timeout was computed before the spin: without this it would fire up to a spin
+  // window late.
+  if (!hit && timeout_ns > 0) {
+    const int64_t spun =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(spin_end - start).count();
+    timeout_ns = std::max<int64_t>(timeout_ns - spun, 0);
   }
   spin_policy_.record(hit);
   if (hit) counters_.spin_hits.bump();
@@ -208,17 +216,7 @@ bool Worker::spin_found_work(int64_t timeout_ns) {
 }
 
 void Worker::poll(int64_t timeout_ns) {
-  if (timeout_ns != 0 && adaptive_) {
-    const TimePoint spin_start = Clock::now();
-    if (spin_found_work(timeout_ns)) return;
-    // A timer's timeout was computed before the spin: take the spin's time off it (0 if the
-    // timer is due now), or the timer fires up to a spin window late.
-    if (timeout_ns > 0) {
-      const int64_t spun =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - spin_start).count();
-      timeout_ns = std::max<int64_t>(timeout_ns - spun, 0);
-    }
-  }
+  if (timeout_ns != 0 && adaptive_ && spin_found_work(timeout_ns)) return;
   const bool announced = timeout_ns != 0;
   if (announced) {
     // Park handshake (see inbox.h): announce we may block, then re-check for messages and stop

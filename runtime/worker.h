@@ -185,8 +185,9 @@ class Worker {
   int64_t poll_timeout_ns();
   void poll(int64_t timeout_ns);
   // Adaptive mode: polls without blocking for a short window before a park; true if that found
-  // work (the park is skipped). See adaptive_park.h for when it spins.
-  bool spin_found_work(int64_t timeout_ns);
+  // work (the park is skipped). See adaptive_park.h for when it spins. A spin that found nothing
+  // takes its time off a positive `timeout_ns` (0 once a timer is due), so it delays no timer.
+  bool spin_found_work(int64_t& timeout_ns);
   // Hands one event to the handle it names, if that is still registered (owner only).
   void dispatch(const PollEvent& ev);
   // Shared poll modes: events fetched for fds other workers own, batched per owner and posted.

@@ -1,5 +1,7 @@
 #include "bench/storm/driver_rounds.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +17,31 @@ absl::Status poke(const ConnectionSet& conns, int i) {
     if (write(conns.driver_fd(i), "x", 1) == 1) return absl::OkStatus();
     if (errno != EINTR) return errno_status(errno, "write to connection " + std::to_string(i));
   }
+}
+
+StallWatch::StallWatch(const RunState& run)
+    : run_(run), last_(run.consumed.load()), last_change_(now_s(CLOCK_MONOTONIC)) {}
+
+bool StallWatch::stalled() {
+  const uint64_t c = run_.consumed.load();
+  const double now = now_s(CLOCK_MONOTONIC);
+  if (c != last_) {
+    last_ = c;
+    last_change_ = now;
+    return false;
+  }
+  return now - last_change_ > kStallSeconds;
+}
+
+void wait_on(std::atomic<uint32_t>& word, uint32_t seen) {
+  timespec timeout{.tv_sec = 0, .tv_nsec = kDriverRecheckNs};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, seen, &timeout,
+          nullptr, 0);
+}
+
+void wake_one(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
+          0);
 }
 
 double now_s(clockid_t clock) {

@@ -8,6 +8,7 @@
 // Thread-safety: one driver (thread or task) owns it; not shared.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -22,6 +23,24 @@ namespace shardloop::bench::storm {
 inline constexpr double kStallSeconds = 5.0;
 // How often a waiting driver re-checks progress, in case a wakeup was missed.
 inline constexpr long kDriverRecheckNs = 20'000'000;
+
+// Watches RunState::consumed while a driver waits for it.
+class StallWatch {
+ public:
+  explicit StallWatch(const RunState& run);
+  // True once consumed has not moved for kStallSeconds.
+  bool stalled();
+
+ private:
+  const RunState& run_;
+  uint64_t last_;
+  double last_change_;
+};
+
+// Sleeps until the futex word no longer holds `seen`, a wakeup, or kDriverRecheckNs.
+void wait_on(std::atomic<uint32_t>& word, uint32_t seen);
+// Wakes one thread waiting on the futex word (after the caller changed it).
+void wake_one(std::atomic<uint32_t>& word);
 
 // Writes one byte to connection i's driver end.
 absl::Status poke(const ConnectionSet& conns, int i);

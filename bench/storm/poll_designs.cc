@@ -1,9 +1,7 @@
 #include "bench/storm/poll_designs.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <sys/epoll.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "bench/storm/driver_rounds.h"
 #include "bench/storm/runtime_design.h"
 #include "runtime/errno_status.h"
 
@@ -389,8 +388,7 @@ bool RunState::add_consumed(uint64_t n) {
 void RunState::publish_consumed(uint64_t n) {
   if (add_consumed(n)) {
     done_seq.fetch_add(1);
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&done_seq), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
+    wake_one(done_seq);
   }
 }
 

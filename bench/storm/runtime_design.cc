@@ -1,7 +1,5 @@
 #include "bench/storm/runtime_design.h"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -145,22 +143,13 @@ class RuntimeDesign final : public PollDesign {
     // resume it before the runtime is stopped.
     script_.emplace(run_, limits, start);
     rt_->spawn_on(kDriverWorker, [this]() -> Task<void> { return drive_task(*script_); });
-    uint64_t last = run_.consumed.load();
-    double last_change = now_s(CLOCK_MONOTONIC);
+    StallWatch watch(run_);
     while (driver_finished_.load(std::memory_order_acquire) == 0) {
-      timespec recheck{.tv_sec = 0, .tv_nsec = kDriverRecheckNs};
-      syscall(SYS_futex, reinterpret_cast<uint32_t*>(&driver_finished_), FUTEX_WAIT_PRIVATE, 0,
-              &recheck, nullptr, 0);
-      const uint64_t c = run_.consumed.load();
-      const double now = now_s(CLOCK_MONOTONIC);
-      if (c != last) {
-        last = c;
-        last_change = now;
-      } else if (now - last_change > kStallSeconds &&
-                 driver_finished_.load(std::memory_order_acquire) == 0) {
+      wait_on(driver_finished_, 0);
+      if (watch.stalled() && driver_finished_.load(std::memory_order_acquire) == 0) {
         // The task still waits (stopping the runtime destroys it); only atomics are read here.
-        return absl::InternalError(absl::StrCat("task driver: ", c, " events consumed of ",
-                                                run_.target.load(),
+        return absl::InternalError(absl::StrCat("task driver: ", run_.consumed.load(),
+                                                " events consumed of ", run_.target.load(),
                                                 " made ready; events were lost"));
       }
     }
@@ -228,8 +217,7 @@ class RuntimeDesign final : public PollDesign {
       co_await round_done_;
     }
     driver_finished_.store(1, std::memory_order_release);
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&driver_finished_), FUTEX_WAKE_PRIVATE, 1,
-            nullptr, nullptr, 0);
+    wake_one(driver_finished_);
   }
 
   RunState& run_;

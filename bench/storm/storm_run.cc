@@ -1,9 +1,7 @@
 #include "bench/storm/storm_run.h"
 
-#include <linux/futex.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,22 +36,12 @@ Usage usage(int who) {
 
 // Blocks until run.consumed >= target. False if nothing was consumed for kStallSeconds.
 bool wait_consumed(RunState& run, uint64_t target) {
-  uint64_t last = run.consumed.load();
-  double last_change = now_s(CLOCK_MONOTONIC);
+  StallWatch watch(run);
   for (;;) {
-    uint32_t seq = run.done_seq.load();
-    uint64_t c = run.consumed.load();
-    if (c >= target) return true;
-    double now = now_s(CLOCK_MONOTONIC);
-    if (c != last) {
-      last = c;
-      last_change = now;
-    } else if (now - last_change > kStallSeconds) {
-      return false;
-    }
-    timespec timeout{.tv_sec = 0, .tv_nsec = kDriverRecheckNs};
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&run.done_seq), FUTEX_WAIT_PRIVATE, seq,
-            &timeout, nullptr, 0);
+    const uint32_t seq = run.done_seq.load();
+    if (run.consumed.load() >= target) return true;
+    if (watch.stalled()) return false;
+    wait_on(run.done_seq, seq);
   }
 }
 
