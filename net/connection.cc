@@ -272,6 +272,12 @@ absl::Status Connection::migrate(Worker& target, absl::AnyInvocable<void(bool)> 
   return migrate_state(state_.get(), target, std::move(done));
 }
 
+void Connection::follow_wakes() {
+  assert(state_ != nullptr && "follow_wakes on an empty connection");
+  State* s = state_.get();
+  s->fd->follow_wakes([s](Worker& target) { return migrate_state(s, target, nullptr); });
+}
+
 absl::Status Connection::migrate_state(State* s, Worker& target,
                                        absl::AnyInvocable<void(bool)> done) {
   if (s->fd->closed()) return absl::FailedPreconditionError("migrate on a closed connection");

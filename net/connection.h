@@ -112,6 +112,13 @@ class Connection {
   // started and `done` is not called.
   absl::Status migrate(Worker& target, absl::AnyInvocable<void(bool arrived)> done = nullptr);
   bool migrating() const;
+  // Wake affinity (adaptive mode, runtime/wake_affinity.h): from now on the connection moves, as
+  // migrate() moves it, to the idle worker its reader keeps waking (a task there that waits for
+  // what this connection brings: a caller waiting for a backend's reply, a fan-in). Opting in
+  // makes migrate()'s promise for every read from now on: the task reading this connection
+  // holds nothing else of its worker across a read. A channel's sends count when the reader
+  // flushes them before its next read (Channel::flush). Call on the owner.
+  void follow_wakes();
   // The key that names this connection's work: unique in the process, never reused, kept
   // across migrations; 0 for an empty handle. Its offloaded tasks carry it as their affinity,
   // and it is the connection's id in ConnectionTracker samples.
@@ -120,8 +127,8 @@ class Connection {
   // tagged with affinity() (Worker::spawn_stealable), so that an idle worker may take it. The
   // task must not touch the connection or anything else of this worker (it may run anywhere);
   // hand results back with Worker::post or submit_to. When one other worker keeps starting
-  // these tasks, the rebalancer moves the connection there (steal affinity, scheduler/rebalancer.h).
-  // Call on the owner.
+  // these tasks, the rebalancer moves the connection there (steal affinity,
+  // scheduler/rebalancer.h). Call on the owner.
   void spawn_offload(Task<void> task);
   // The same for work whose result the handler needs: co_await conn.offload(fn) runs `fn` as a
   // stealable root tagged with affinity() and resumes the caller here with fn's result

@@ -388,6 +388,7 @@ void AsyncFd::on_readiness(uint32_t events) {
 // --- results --------------------------------------------------------------------------------
 
 absl::StatusOr<size_t> AsyncFd::ReadAwaiter::await_resume() {
+  if (op_.result > 0) fd_->note_read_returned();
   if (op_.result >= 0) return static_cast<size_t>(op_.result);
   int err = static_cast<int>(-op_.result);
   if (err == ECANCELED) return absl::CancelledError("read cancelled: the fd was closed");
@@ -395,6 +396,7 @@ absl::StatusOr<size_t> AsyncFd::ReadAwaiter::await_resume() {
 }
 
 absl::StatusOr<absl::Span<const char>> AsyncFd::ReadChunkAwaiter::await_resume() {
+  if (op_.result > 0) fd_->note_read_returned();
   if (op_.result >= 0) return absl::MakeConstSpan(op_.view, static_cast<size_t>(op_.result));
   int err = static_cast<int>(-op_.result);
   if (err == ECANCELED) return absl::CancelledError("read cancelled: the fd was closed");

@@ -58,6 +58,7 @@
 #include "runtime/io_handle.h"
 #include "runtime/task.h"
 #include "runtime/token.h"
+#include "runtime/wake_affinity.h"
 #include "runtime/write_queue.h"
 
 namespace shardloop {
@@ -164,6 +165,13 @@ class AsyncFd final : public IoHandle {
   absl::Status migrate_to(Worker& target, MigrationHooks hooks);
   // True from migrate_to() until the move is over (on the target) or given up.
   bool migrating() const { return migration_ != nullptr; }
+  // Wake affinity (adaptive mode, wake_affinity.h): from now on, when this stream's reads keep
+  // waking the same idle worker, `move` is called with that worker to move the stream there
+  // (migrate_to, with whatever hooks the state beside the fd needs). Opting in promises what
+  // migrate_to asks of the task that reads this stream, for every read from now on.
+  void follow_wakes(WakeFollower::Move move) {
+    follower_ = std::make_unique<WakeFollower>(std::move(move));
+  }
 
   void on_io(const PollEvent& event) override;
 
@@ -329,6 +337,9 @@ class AsyncFd final : public IoHandle {
   };
   struct MigrationHandoff;
   void wait_to_read(ReadOp& op, std::coroutine_handle<> h);
+  // Wake affinity: a read returned data / a read waits (wake_affinity.h).
+  void note_read_returned();
+  void follow_wakes_on_wait();
   void schedule_migration_start();
   void maybe_start_migration();
   bool quiescing() const;
@@ -350,6 +361,7 @@ class AsyncFd final : public IoHandle {
 
   int fail_blocking_reads_ = 0;
   std::unique_ptr<Migration> migration_;
+  std::unique_ptr<WakeFollower> follower_;  // follow_wakes(); null: never moves by itself
   // Input received on a previous worker, owned: it is read before anything received since.
   std::string carried_;
   size_t carried_off_ = 0;

@@ -35,11 +35,13 @@
 
 #include <cassert>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "runtime/async_fd.h"
 #include "runtime/completion_io.h"
 #include "runtime/log.h"
+#include "runtime/runtime.h"
 #include "runtime/worker.h"
 
 namespace shardloop {
@@ -89,7 +91,32 @@ absl::Status AsyncFd::migrate_to(Worker& target, MigrationHooks hooks) {
 void AsyncFd::wait_to_read(ReadOp& op, std::coroutine_handle<> h) {
   op.waiter = h;
   reader_ = &op;
-  if (migration_ != nullptr) schedule_migration_start();
+  if (migration_ != nullptr) {
+    schedule_migration_start();
+  } else if (follower_ != nullptr) {
+    follow_wakes_on_wait();
+  }
+}
+
+void AsyncFd::note_read_returned() {
+  if (follower_ != nullptr) follower_->read_returned(worker_->idle_wakes());
+}
+
+void AsyncFd::follow_wakes_on_wait() {
+  const uint32_t reads = worker_->wake_affinity_reads();
+  if (reads == 0) return;
+  std::optional<size_t> target =
+      follower_->read_waits(worker_->idle_wakes(), worker_->last_idle_woken(), reads);
+  if (!target) return;
+  Worker* from = worker_;
+  // migrate_to starts the move in a job of its own (step 1), never in this await_suspend.
+  absl::Status moved = follower_->move(from->runtime().worker(*target));
+  if (moved.ok()) {
+    from->count_wake_affinity_move();
+  } else {
+    log(LogLevel::kDebug, "worker %d: wake affinity: no move to worker %d: %s", from->index(),
+        *target, moved.ToString());
+  }
 }
 
 void AsyncFd::schedule_migration_start() {

@@ -55,6 +55,10 @@ struct RuntimeOptions {
   // each, before it sleeps (adaptive_park.h says why; 0 turns it off). With exactly as many
   // workers as CPUs the yielding spin goes on past this count until adaptive_spin_ns has passed.
   int adaptive_spin_yields = 8;
+  // Adaptive mode, wake affinity (wake_affinity.h): a stream that opted in (AsyncFd::follow_wakes,
+  // net::Connection::follow_wakes) moves to another worker once this many of its reads in a row
+  // each woke that worker from idle; 0 turns it off.
+  uint32_t wake_affinity_reads = 2;
   // Time every poll call, wall and thread CPU, for WorkerStats::poll_ns and poll_cpu_ns: four
   // clock reads per loop iteration (two of them system calls), which benchmarks of the poll
   // path want (bench/storm) and a server does not. Off, only polls allowed to block are timed

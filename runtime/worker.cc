@@ -46,6 +46,7 @@ Worker::Worker(Runtime& runtime, size_t index, size_t workers, Backend backend, 
       events_(kEventsPerPoll),
       adaptive_(runtime.options().poll_mode == PollMode::kAdaptive),
       time_every_poll_(runtime.options().time_every_poll),
+      wake_affinity_reads_(adaptive_ ? runtime.options().wake_affinity_reads : 0),
       stealable_(std::move(deque.first)),
       victims_(index, workers, index + 1),
       stealer_(std::move(deque.second)) {}
@@ -162,6 +163,7 @@ bool Worker::spin_found_work(int64_t& timeout_ns) {
   if (!busy && (max_yields <= 0 || !no_spare_cpu)) return false;
   // With one worker per CPU a yielding spin lasts the window as well as max_yields yields.
   const bool yields_for_window = !busy && gate.one_per_cpu();
+  idle_.store(true, std::memory_order_relaxed);
   const TimePoint start = Clock::now();
   const TimePoint end = start + std::chrono::nanoseconds(window);
   const uint64_t events_before = counters_.events.get();
@@ -195,6 +197,7 @@ bool Worker::spin_found_work(int64_t& timeout_ns) {
           stop_requested_.load(std::memory_order_relaxed) || stealable_elsewhere();
   } while (!hit && (busy ? Clock::now() < end
                          : yields < max_yields || (yields_for_window && Clock::now() < end)));
+  idle_.store(false, std::memory_order_relaxed);
   const TimePoint spin_end = Clock::now();
   if (busy) {
     gate.leave();
@@ -224,6 +227,7 @@ void Worker::poll(int64_t timeout_ns) {
     // either the flag (and writes the eventfd) or we see its message here. The same for
     // stealable roots, with the idle count in place of the inbox (worker_stealing.cc).
     parked_.store(true, std::memory_order_seq_cst);
+    idle_.store(true, std::memory_order_relaxed);
     runtime_.idle_workers_.fetch_add(1, std::memory_order_seq_cst);
     if (inbox_.maybe_nonempty() || stop_requested_.load(std::memory_order_seq_cst) ||
         stealable_elsewhere()) {
@@ -255,7 +259,10 @@ void Worker::poll(int64_t timeout_ns) {
   // Relaxed: a producer that still sees `true` only writes one spare wakeup, and one that still
   // counts this worker idle only looks for a parked flag it will not find.
   parked_.store(false, std::memory_order_relaxed);
-  if (announced) runtime_.idle_workers_.fetch_sub(1, std::memory_order_relaxed);
+  if (announced) {
+    idle_.store(false, std::memory_order_relaxed);
+    runtime_.idle_workers_.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (!n.ok()) {
     log(LogLevel::kError, "worker %d: poll failed: %s", index_, n.status().ToString());
     return;
@@ -367,8 +374,19 @@ bool Worker::cancel_timer(TimerId id) {
 }
 
 void Worker::post(Inbox::Message fn) {
+  // Read before the push: a spinner that sees the message stops being idle at once.
+  const bool idle = idle_.load(std::memory_order_relaxed);
   inbox_.push(std::move(fn));
   wake_if_parked();
+  if (idle) note_idle_wake_by_current();
+}
+
+void Worker::note_idle_wake_by_current() {
+  Worker* from = current();
+  if (from == nullptr || from == this || &from->runtime_ != &runtime_) return;
+  // On `from`'s own thread: its owner-only counters.
+  ++from->idle_wakes_;
+  from->last_idle_woken_ = index_;
 }
 
 bool Worker::wake_if_parked() {

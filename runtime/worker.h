@@ -133,6 +133,15 @@ class Worker {
     return absl::MakeSpan(scratch_);
   }
 
+  // Wake affinity (wake_affinity.h): the post()s made on this worker's thread that found another
+  // worker of this runtime idle (parked, or spinning before a park), and the last one found so.
+  uint64_t idle_wakes() const { return idle_wakes_; }
+  size_t last_idle_woken() const { return last_idle_woken_; }
+  // Reads in a row that must each wake the same idle worker before a following stream moves
+  // there; 0 (wake affinity off) outside the adaptive mode.
+  uint32_t wake_affinity_reads() const { return wake_affinity_reads_; }
+  void count_wake_affinity_move() { counters_.wake_affinity_moves.bump(); }
+
   // --- any thread ---------------------------------------------------------------------------
   // Runs `fn` on this worker. Messages posted after the worker stopped are destroyed unrun.
   void post(Inbox::Message fn);
@@ -182,6 +191,9 @@ class Worker {
   void adopt_unstarted_roots();
   // Any thread: wakes this worker if it is parked; true if this call woke it.
   bool wake_if_parked();
+  // post(), on the posting thread: counts an idle wake for the worker running there, if it is
+  // another worker of this runtime (wake affinity).
+  void note_idle_wake_by_current();
   int64_t poll_timeout_ns();
   void poll(int64_t timeout_ns);
   // Adaptive mode: polls without blocking for a short window before a park; true if that found
@@ -212,6 +224,9 @@ class Worker {
   std::vector<PollEvent> events_;
   const bool adaptive_;
   const bool time_every_poll_;  // RuntimeOptions::time_every_poll
+  const uint32_t wake_affinity_reads_;
+  uint64_t idle_wakes_ = 0;
+  size_t last_idle_woken_ = 0;
   SpinPolicy spin_policy_;
   std::vector<std::vector<PollEvent>> forward_;  // per owner; sized on first use
   bool forwarding_ = false;                      // some batch in forward_ is non-empty
@@ -246,6 +261,11 @@ class Worker {
   Inbox inbox_;
   // True while the worker is about to block, or blocked, in the poller. seq_cst: see inbox.h.
   std::atomic<bool> parked_{false};
+  // True from the start of a spin or a park until the worker is back from it (unlike `parked_`,
+  // which the waker clears): whether a post() found the worker idle. Written by the owner, read
+  // by post()ers for wake affinity only, so relaxed: a stale value miscounts one wake of a
+  // heuristic that needs a streak of them.
+  std::atomic<bool> idle_{false};
   // Set by load sampling from any thread, read by the loop. Relaxed: a measurement switch.
   std::atomic<bool> measure_wait_cpu_{false};
   // Release by request_stop(), acquire by the loop; also read seq_cst in the park handshake.

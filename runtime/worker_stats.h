@@ -49,6 +49,9 @@ struct WorkerStats {
   // Adaptive mode, yielding spins: yields that came back too late and ended the spin (another
   // thread, typically another process's CPU-bound one, held the CPU; adaptive_park.h).
   uint64_t spin_long_yields = 0;
+  // Adaptive mode: streams that left this worker for the idle worker their reader kept waking
+  // (wake affinity, wake_affinity.h).
+  uint64_t wake_affinity_moves = 0;
 };
 
 class alignas(64) WorkerCounters {
@@ -65,7 +68,8 @@ class alignas(64) WorkerCounters {
 
   Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
       parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started,
-      idle_ns, poll_ns, poll_cpu_ns, events_forwarded, spin_polls, spin_hits, spin_long_yields;
+      idle_ns, poll_ns, poll_cpu_ns, events_forwarded, spin_polls, spin_hits, spin_long_yields,
+      wake_affinity_moves;
   // Written by other threads, so a real read-modify-write.
   std::atomic<uint64_t> wakeups_sent{0};
 
@@ -92,6 +96,7 @@ class alignas(64) WorkerCounters {
     s.spin_polls = spin_polls.get();
     s.spin_hits = spin_hits.get();
     s.spin_long_yields = spin_long_yields.get();
+    s.wake_affinity_moves = wake_affinity_moves.get();
     return s;
   }
 };

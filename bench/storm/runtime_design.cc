@@ -113,7 +113,7 @@ class RuntimeDesign final : public PollDesign {
       int fd = ::dup(run_.conns.worker_fd(i));
       if (fd < 0) return errno_status(errno, "dup");
       const size_t w = static_cast<size_t>(i) % workers;
-      rt_->spawn_on(w, [this, fd, w]() -> Task<void> { return serve(fd, w); });
+      rt_->spawn_on(w, [this, fd]() -> Task<void> { return serve(fd); });
     }
     // Every connection adopted, then a moment for the workers to park.
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -189,15 +189,20 @@ class RuntimeDesign final : public PollDesign {
     std::atomic<uint64_t> v{0};
   };
 
-  Task<void> serve(int fd, size_t w) {
+  Task<void> serve(int fd) {
     auto afd = AsyncFd::adopt(fd, AsyncFd::Kind::kStream);
     if (!afd.ok()) failed_.fetch_add(1);
     adopted_.fetch_add(1);
     if (!afd.ok()) co_return;
+    // The reader keeps nothing of its worker across a read (its counts are the current
+    // worker's), so its stream may follow the driver's worker (wake affinity, adaptive mode).
+    AsyncFd* stream = afd->get();
+    stream->follow_wakes([stream](Worker& target) { return stream->migrate_to(target, {}); });
     char buf[256];
     for (;;) {
-      auto n = co_await (*afd)->read_some(absl::MakeSpan(buf));
+      auto n = co_await stream->read_some(absl::MakeSpan(buf));
       if (!n.ok() || *n == 0) co_return;
+      const size_t w = Worker::current()->index();
       bytes_[w].v.store(bytes_[w].v.load(std::memory_order_relaxed) + *n,
                         std::memory_order_relaxed);
       if (run_.config.driver == Driver::kThread) {

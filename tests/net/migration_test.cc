@@ -383,6 +383,57 @@ TEST_P(Migration, DrainReachesAMigratedConnection) {
   ::close(fd);
 }
 
+// Wake affinity (runtime/wake_affinity.h): a connection that follows wakes and whose handler
+// hands each request to the other, idle worker moves there in the adaptive mode, with its
+// tracker (a drain still reaches it), and stays put in the other modes.
+TEST_P(Migration, AConnectionThatFollowsWakesMovesToTheWorkerItsHandlerWakes) {
+  Runtime rt(GetParam().options(2));
+  ASSERT_TRUE(rt.start().ok());
+  std::atomic<int> first_worker{-1};
+  std::atomic<int> last_worker{-1};
+  std::atomic<int> handed_over{0};
+  std::atomic<bool> drained_read{false};
+  auto server =
+      net::Server::listen(rt, testing::loopback_any(), [&](net::Connection conn) -> Task<void> {
+        conn.follow_wakes();
+        const size_t other = 1 - Worker::current()->index();
+        first_worker = static_cast<int>(Worker::current()->index());
+        for (;;) {
+          auto chunk = co_await conn.read_chunk();
+          if (!chunk.ok() || chunk->empty()) {
+            drained_read = !chunk.ok() && conn.draining();
+            break;
+          }
+          last_worker = static_cast<int>(Worker::current()->index());
+          rt.post_to(other, [&] { handed_over.fetch_add(1); });
+          if (!(co_await conn.write(*chunk)).ok()) break;
+        }
+      });
+  ASSERT_TRUE(server.ok());
+  int fd = connect_to((*server)->address());
+  constexpr int kRequests = 50;
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(::send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    char c = 0;
+    ASSERT_EQ(::recv(fd, &c, 1, 0), 1) << "request " << i;
+    ASSERT_EQ(c, 'x');
+  }
+  ASSERT_TRUE(testing::wait_until([&] { return handed_over.load() == kRequests; }));
+  const int first = first_worker.load();
+  const uint64_t moves = rt.worker(static_cast<size_t>(first)).stats().wake_affinity_moves;
+  if (GetParam().mode == PollMode::kAdaptive) {
+    EXPECT_EQ(moves, 1u);
+    EXPECT_EQ(last_worker.load(), 1 - first) << "the connection should serve from the other worker";
+  } else {
+    EXPECT_EQ(moves, 0u);
+    EXPECT_EQ(last_worker.load(), first);
+  }
+  DrainReport report = rt.drain(absl::Seconds(5));
+  EXPECT_EQ(report.tasks_cancelled, 0u) << "the drain did not reach the connection";
+  EXPECT_TRUE(drained_read.load());
+  ::close(fd);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Migration, testing::kAllConfigs, testing::config_test_name);
 
 }  // namespace

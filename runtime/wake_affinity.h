@@ -1,0 +1,90 @@
+// Wake affinity (adaptive mode): a stream whose reader, each time it reads, wakes the same idle
+// worker moves to that worker.
+//
+// The pattern: a task on worker B waits for what a stream owned by worker A brings (a reply, a
+// round of a fan-in, a backend's response to a proxied request). Each message then costs two
+// cross-thread wakeups: A's, from its poller, and B's, from A's post(). With the stream on B
+// its event and the task waiting for it are on one thread, and neither wakeup happens. Go's
+// scheduler gets the same by running any goroutine on any thread; shardloop keeps its ownership
+// rule (one worker touches a stream) and moves the stream instead (AsyncFd::migrate_to).
+//
+// How it is seen: a worker counts the post()s made on its thread that found another worker of
+// its runtime idle (parked in its poller, or spinning before a park) and remembers the last one
+// (Worker::idle_wakes, last_idle_woken). A following stream takes that count when a read
+// returns data, from where its task runs, and looks again when its next read waits: between
+// the two only that task ran on this thread, unless it awaited something else meanwhile (which
+// makes a streak less likely, not a wrong move more likely). `reads` reads in a row
+// (RuntimeOptions::wake_affinity_reads) that each woke the same worker move the stream there.
+// Only idle targets count: a busy worker takes a post without a wakeup, so there is nothing to
+// save, and moving a fan-in's streams onto a busy coordinator would pile work on it.
+//
+// A stream moves this way at most once per kCooldown: two streams whose readers wake each
+// other's workers would otherwise trade places on every streak.
+//
+// Opt in (AsyncFd::follow_wakes, net::Connection::follow_wakes): a move needs the task to hold
+// nothing else of its worker across the read, which only the task's author can promise.
+//
+// Thread-safety: owner only (the stream's worker), like the AsyncFd that holds it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+
+namespace shardloop {
+
+class Worker;
+
+class WakeFollower {
+ public:
+  // Starts the move to `target` (AsyncFd::migrate_to with the owner's hooks).
+  using Move = absl::AnyInvocable<absl::Status(Worker& target)>;
+  static constexpr std::chrono::seconds kCooldown{1};
+
+  explicit WakeFollower(Move move) : move_(std::move(move)) {}
+
+  // A read returned data; `idle_wakes` is the worker's count now.
+  void read_returned(uint64_t idle_wakes) {
+    wakes_at_return_ = idle_wakes;
+    returned_ = true;
+  }
+
+  // The stream's next read waits. The worker to move to, when this read ends a streak of
+  // `reads` (> 0) that each woke `last_woken` and the cooldown is over.
+  std::optional<size_t> read_waits(uint64_t idle_wakes, size_t last_woken, uint32_t reads) {
+    if (!returned_) return std::nullopt;  // the stream's first read
+    returned_ = false;
+    if (idle_wakes == wakes_at_return_) {
+      streak_ = 0;
+      return std::nullopt;
+    }
+    if (streak_ > 0 && target_ == last_woken) {
+      ++streak_;
+    } else {
+      target_ = last_woken;
+      streak_ = 1;
+    }
+    if (streak_ < reads) return std::nullopt;
+    streak_ = 0;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_allowed_) return std::nullopt;
+    next_allowed_ = now + kCooldown;
+    return target_;
+  }
+
+  absl::Status move(Worker& target) { return move_(target); }
+
+ private:
+  Move move_;
+  uint64_t wakes_at_return_ = 0;
+  bool returned_ = false;
+  size_t target_ = 0;
+  uint32_t streak_ = 0;
+  std::chrono::steady_clock::time_point next_allowed_{};
+};
+
+}  // namespace shardloop

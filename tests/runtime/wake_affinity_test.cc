@@ -1,0 +1,220 @@
+// Wake affinity (runtime/wake_affinity.h): the streak rule on its own, and a stream whose reader
+// keeps waking a task on another worker, which must move there (adaptive mode, opted in) and
+// must stay put otherwise, losing and reordering nothing either way.
+#include "runtime/wake_affinity.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "runtime/async_fd.h"
+#include "runtime/runtime.h"
+#include "tests/backend_params.h"
+#include "tests/runtime/test_util.h"
+
+namespace shardloop {
+namespace {
+
+WakeFollower follower() {
+  return WakeFollower([](Worker&) { return absl::OkStatus(); });
+}
+
+TEST(WakeFollower, MovesAfterReadsInARowThatEachWokeTheSameWorker) {
+  WakeFollower f = follower();
+  EXPECT_EQ(f.read_waits(0, 0, 2), std::nullopt) << "the first read has no return before it";
+  f.read_returned(0);
+  EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);  // one wake of worker 3
+  f.read_returned(1);
+  EXPECT_EQ(f.read_waits(2, 3, 2), std::optional<size_t>(3));  // two in a row
+}
+
+TEST(WakeFollower, AReadThatWokeNobodyEndsTheStreak) {
+  WakeFollower f = follower();
+  f.read_returned(0);
+  EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);
+  f.read_returned(1);
+  EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);  // no wake between return and wait
+  f.read_returned(1);
+  EXPECT_EQ(f.read_waits(2, 3, 2), std::nullopt) << "the streak starts again at one";
+  f.read_returned(2);
+  EXPECT_EQ(f.read_waits(3, 3, 2), std::optional<size_t>(3));
+}
+
+TEST(WakeFollower, WakingAnotherWorkerStartsANewStreak) {
+  WakeFollower f = follower();
+  f.read_returned(0);
+  EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);
+  f.read_returned(1);
+  EXPECT_EQ(f.read_waits(2, 5, 2), std::nullopt);
+  f.read_returned(2);
+  EXPECT_EQ(f.read_waits(3, 5, 2), std::optional<size_t>(5));
+}
+
+TEST(WakeFollower, MovesAtMostOncePerCooldown) {
+  WakeFollower f = follower();
+  uint64_t wakes = 0;
+  auto streak = [&] {
+    std::optional<size_t> out;
+    for (int i = 0; i < 2; ++i) {
+      f.read_returned(wakes);
+      out = f.read_waits(++wakes, 1, 2);
+    }
+    return out;
+  };
+  EXPECT_EQ(streak(), std::optional<size_t>(1));
+  EXPECT_EQ(streak(), std::nullopt) << "a second streak within the cooldown";
+}
+
+// One round trip: a task on worker 0 writes message i to a socket pair and waits; the reader of
+// the other end answers by resuming it through worker 0's inbox (Runtime::post_to), the way a
+// reply reaches a waiting caller on another worker. The reader starts on worker 1.
+struct RoundTrips {
+  static constexpr uint32_t kRounds = 300;
+
+  // The waiting task's handle, or kFired once the reply came first (acq_rel exchanges: whichever
+  // side comes second sees the other's and resumes the task; nothing is lost either way).
+  class Reply {
+   public:
+    // Before the message is written: the reader's read of it comes after (the kernel orders the
+    // write before the read that returns it), so its fire() sees the reset.
+    void reset() { state_.store(nullptr, std::memory_order_seq_cst); }
+    bool await_ready() const { return state_.load(std::memory_order_acquire) == fired(); }
+    bool await_suspend(std::coroutine_handle<> h) {
+      return state_.exchange(h.address(), std::memory_order_acq_rel) != fired();
+    }
+    void await_resume() const {}
+    void fire(Runtime& rt) {
+      void* waiting = state_.exchange(fired(), std::memory_order_acq_rel);
+      if (waiting == nullptr) return;
+      rt.post_to(0, [h = std::coroutine_handle<>::from_address(waiting)] { h.resume(); });
+    }
+
+   private:
+    static void* fired() { return reinterpret_cast<void*>(uintptr_t{1}); }
+    std::atomic<void*> state_{nullptr};
+  };
+
+  Runtime& rt;
+  bool follow;
+  int fds[2] = {-1, -1};
+  Reply reply;
+  std::atomic<uint32_t> received{0};
+  std::atomic<uint32_t> out_of_order{0};
+  std::atomic<int> last_reader_worker{-1};
+  std::atomic<bool> reader_done{false};
+  std::atomic<bool> driver_done{false};
+
+  Task<void> read_side() {
+    auto afd = AsyncFd::adopt(fds[0], AsyncFd::Kind::kStream);
+    if (!afd.ok()) {
+      reader_done = true;
+      co_return;
+    }
+    AsyncFd* stream = afd->get();
+    if (follow) {
+      stream->follow_wakes([stream](Worker& target) { return stream->migrate_to(target, {}); });
+    }
+    std::string pending;
+    char buf[64];
+    for (;;) {
+      auto n = co_await stream->read_some(absl::MakeSpan(buf));
+      if (!n.ok() || *n == 0) break;
+      last_reader_worker.store(static_cast<int>(Worker::current()->index()));
+      pending.append(buf, *n);
+      while (pending.size() >= sizeof(uint32_t)) {
+        uint32_t seq;
+        std::memcpy(&seq, pending.data(), sizeof(seq));
+        pending.erase(0, sizeof(seq));
+        if (seq != received.load(std::memory_order_relaxed)) out_of_order.fetch_add(1);
+        received.fetch_add(1);
+        reply.fire(rt);
+      }
+    }
+    reader_done = true;
+  }
+
+  Task<void> drive() {
+    for (uint32_t i = 0; i < kRounds; ++i) {
+      reply.reset();
+      if (::write(fds[1], &i, sizeof(i)) != static_cast<ssize_t>(sizeof(i))) break;
+      co_await reply;
+    }
+    ::shutdown(fds[1], SHUT_WR);  // the reader's end of stream
+    driver_done = true;
+  }
+
+  void run() {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    rt.spawn_on(1, [this]() -> Task<void> { return read_side(); });
+    rt.spawn_on(0, [this]() -> Task<void> { return drive(); });
+    ASSERT_TRUE(testing::wait_until([&] { return driver_done.load() && reader_done.load(); }))
+        << received.load() << " of " << kRounds << " replies";
+    ::close(fds[1]);
+  }
+};
+
+struct FollowCase {
+  testing::RuntimeConfig config;
+  bool follow;
+  uint32_t reads;  // RuntimeOptions::wake_affinity_reads
+  bool moves;      // expected
+};
+
+class WakeAffinity : public ::testing::TestWithParam<FollowCase> {
+ protected:
+  void SetUp() override { SHARDLOOP_SKIP_IF_UNAVAILABLE(GetParam().config); }
+};
+
+TEST_P(WakeAffinity, AStreamFollowsTheWorkerItsReaderWakesOnlyWhereAllowed) {
+  const FollowCase& c = GetParam();
+  RuntimeOptions options = c.config.options(2);
+  options.wake_affinity_reads = c.reads;
+  Runtime rt(options);
+  ASSERT_TRUE(rt.start().ok());
+  RoundTrips trips{.rt = rt, .follow = c.follow};
+  trips.run();
+  EXPECT_EQ(trips.received.load(), RoundTrips::kRounds);
+  EXPECT_EQ(trips.out_of_order.load(), 0u);
+  const uint64_t moves = rt.worker(1).stats().wake_affinity_moves;
+  if (c.moves) {
+    // The driver's worker waits for nothing else, so it is idle (spinning or parked) when
+    // most replies are posted: a streak forms within the first few round trips of 300.
+    EXPECT_EQ(moves, 1u);
+    EXPECT_EQ(trips.last_reader_worker.load(), 0) << "the reader should end on the driver's worker";
+  } else {
+    EXPECT_EQ(moves, 0u);
+    EXPECT_EQ(trips.last_reader_worker.load(), 1);
+  }
+  EXPECT_EQ(rt.worker(0).stats().wake_affinity_moves, 0u);
+  rt.stop();
+}
+
+std::string follow_case_name(const ::testing::TestParamInfo<FollowCase>& info) {
+  const FollowCase& c = info.param;
+  return std::string(backend_name(c.config.backend)) + "_" +
+         std::string(poll_mode_name(c.config.mode)) + (c.follow ? "_following" : "_not_following") +
+         "_reads" + std::to_string(c.reads);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, WakeAffinity,
+    ::testing::Values(FollowCase{{Backend::kEpoll, PollMode::kAdaptive}, true, 2, true},
+                      FollowCase{{Backend::kIoUring, PollMode::kAdaptive}, true, 2, true},
+                      FollowCase{{Backend::kEpoll, PollMode::kAdaptive}, true, 8, true},
+                      // Not opted in, turned off, or not the adaptive mode: the stream stays.
+                      FollowCase{{Backend::kEpoll, PollMode::kAdaptive}, false, 2, false},
+                      FollowCase{{Backend::kEpoll, PollMode::kAdaptive}, true, 0, false},
+                      FollowCase{{Backend::kEpoll, PollMode::kSharded}, true, 2, false},
+                      FollowCase{{Backend::kIoUring, PollMode::kSharded}, true, 2, false}),
+    follow_case_name);
+
+}  // namespace
+}  // namespace shardloop
