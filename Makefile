@@ -18,7 +18,7 @@ build: setup
 # threads, burst and trickle, the bare poll designs, the runtime in each poll mode and the Go
 # peer, 3 runs of 0.15 s per cell; prints the median table and writes CSV + PNG chart.
 run: build
-	NS=1024 DURATION=0.15 bash bench/storm/run_storm.sh build/release
+	NS=1024 DURATION=0.1 bash bench/storm/run_storm.sh build/release
 
 # The echo benchmark that `make run` used to be: echo_server vs loadgen, pipeline 1 and 16.
 run-echo: build

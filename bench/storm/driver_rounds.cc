@@ -51,7 +51,11 @@ double now_s(clockid_t clock) {
 }
 
 DriverRounds::DriverRounds(RunState& run, const RunLimits& limits, double start)
-    : run_(run), limits_(limits), start_(start), pick_(0, run.conns.size() - 1) {}
+    : run_(run),
+      limits_(limits),
+      start_(start),
+      pick_(0, run.conns.size() - 1),
+      target_(run.target.load()) {}
 
 absl::StatusOr<bool> DriverRounds::begin_round() {
   if (started_) ++rounds_;

@@ -50,7 +50,8 @@ double now_s(clockid_t clock);
 
 class DriverRounds {
  public:
-  // `start`: CLOCK_MONOTONIC seconds when the measured part began.
+  // `start`: CLOCK_MONOTONIC seconds when these rounds began (the warm-up's or the measured
+  // part's). Targets continue from RunState::target, where a warm-up's rounds left it.
   DriverRounds(RunState& run, const RunLimits& limits, double start);
 
   // Starts the next round: sets the target, then pokes. False (and nothing poked) once the

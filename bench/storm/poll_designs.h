@@ -97,25 +97,49 @@ struct RunLimits {
   double duration_s = 1.0;
   // The other bound: burst rounds, trickle events, stay-ready events.
   uint64_t max_iterations = 100'000'000;
+  // Burst and trickle: seconds of the same rounds before the measured part, measured by nothing
+  // (storm_run.h says why).
+  double warmup_s = 0;
 };
 
 // The median CPU time between two back-to-back CLOCK_THREAD_CPUTIME_ID reads on this thread.
 uint64_t calibrate_cpu_clock();
 
-// What one worker thread counted. Written only by that thread; read by the driver after the
-// thread was joined (join orders the accesses), except `progress`, which the driver reads
-// during a stay-ready run (relaxed: a rough count for the --max_iterations bound, nothing else
-// depends on it). alignas(64): one cache line per thread, so counting never bounces a line
-// between cores.
+// A count with one writer: a relaxed load and store (no read-modify-write, nobody else
+// writes), so that another thread may read it while it runs.
+class Tally {
+ public:
+  Tally& operator++() { return *this += 1; }
+  Tally& operator+=(uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    return *this;
+  }
+  Tally& operator=(uint64_t n) {
+    v_.store(n, std::memory_order_relaxed);
+    return *this;
+  }
+  operator uint64_t() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// What one worker thread counted. Written only by that thread. The driver reads it after the
+// thread was joined (join orders the accesses), and at the end of a warm-up, when every event
+// of it was handled and published (publish_consumed's seq_cst addition to `consumed` orders the
+// counts before the driver's load that saw it; what the thread counts later, polls that found
+// nothing, may land on either side). `progress`: the driver reads it during a stay-ready run,
+// a rough count for the --max_iterations bound. alignas(64): one cache line per thread, so
+// counting never bounces a line between cores.
 struct alignas(64) ThreadStats {
-  uint64_t polls = 0;          // epoll_wait calls that did not time out
-  uint64_t polled_events = 0;  // events they returned (the stop fd not counted)
-  uint64_t handled = 0;        // events handled: bytes read, or stay-ready events processed
-  uint64_t stale_events = 0;   // events whose read found nothing (another thread had it)
-  uint64_t spurious = 0;       // polls with 0 events or only stale ones; futile condvar wakeups
-  uint64_t idle_timeouts = 0;  // polls or parks that ended by timeout (idle, not spurious)
-  uint64_t poll_wall_ns = 0;   // CLOCK_MONOTONIC inside epoll_wait
-  uint64_t poll_cpu_ns = 0;    // this thread's CPU clock inside epoll_wait
+  Tally polls;          // epoll_wait calls that did not time out
+  Tally polled_events;  // events they returned (the stop fd not counted)
+  Tally handled;        // events handled: bytes read, or stay-ready events processed
+  Tally stale_events;   // events whose read found nothing (another thread had it)
+  Tally spurious;       // polls with 0 events or only stale ones; futile condvar wakeups
+  Tally idle_timeouts;  // polls or parks that ended by timeout (idle, not spurious)
+  Tally poll_wall_ns;   // CLOCK_MONOTONIC inside epoll_wait
+  Tally poll_cpu_ns;    // this thread's CPU clock inside epoll_wait
   std::atomic<uint64_t> progress{0};
 };
 
@@ -167,12 +191,16 @@ class PollDesign {
   virtual void wake_all() {}
   // True if the design runs the driver itself (RunConfig::driver == kTask): then drive(), on
   // the storm's calling thread, makes the rounds and returns how many, setting *stop to what
-  // ended the run, in place of the storm's driver thread.
+  // ended the run, in place of the storm's driver thread (twice with a warm-up: for it, then
+  // for the measured part).
   virtual bool drives_itself() const { return false; }
   virtual absl::StatusOr<uint64_t> drive(const RunLimits& /*limits*/, double /*start*/,
                                          const char** /*stop*/) {
     return absl::UnimplementedError("this design has no driver of its own");
   }
+  // Between the warm-up and the measured part (driver): counters the design keeps outside
+  // RunState::stats start over.
+  virtual void measure_from_here() {}
 };
 
 std::unique_ptr<PollDesign> make_design(RunState& run);

@@ -16,6 +16,9 @@
 #        rt-global rt-throttled rt-adaptive rt-adaptive-uring rt-adaptive+task" (rt-sharded-uring
 #        also exists)
 #        PATTERNS="burst trickle" (or stay-ready) REPEATS=3 DURATION=0.25 (seconds per run)
+#        WARMUP (seconds of unmeasured rounds before each run; default 0.1 per 1,024
+#        connections: long enough, measured, for the rt-* designs' streams to follow their wakes
+#        to the task driver's worker, two passes over the N connections; bench/README.md)
 #        TRANSPORT=tcp|unix MAX_EVENTS=128 ARM=oneshot|edge GO=auto|off OUT=BUILD_DIR/storm.csv
 #        TIME_POLLS=1|0 (0: the rt-* designs run untimed, as in production, with no poll figures:
 #        the fair setting for events/s and CPU per event against the Go peer, which times
@@ -23,8 +26,8 @@
 #        An rt-* design with +task (rt-adaptive+task) is driven by a task on the runtime's worker 0
 #        instead of the storm's driver thread, as the Go peer's driver is a goroutine: the
 #        like-for-like comparison with Go (compare the process CPU columns).
-# The defaults (2 N x 2 patterns x 7 T x 3 repeats x 9 designs + Go) take about 4 minutes;
-# `make run` (NS=1024 DURATION=0.15) about 95 s; DURATION=2 gives
+# The defaults (2 N x 2 patterns x 7 T x 3 repeats x 9 designs + Go) take about 8 minutes;
+# `make run` (NS=1024 DURATION=0.1) about 95 s; DURATION=2 gives
 # steadier numbers. N needs 2N file descriptors: an N that does not fit the hard open-file limit
 # is skipped with a message.
 set -euo pipefail
@@ -41,6 +44,7 @@ max_events=${MAX_EVENTS:-128}
 arm=${ARM:-oneshot}
 use_go=${GO:-auto}
 time_polls=${TIME_POLLS:-1}
+warmup=${WARMUP:-}
 out=${OUT:-$build/storm.csv}
 
 die() {
@@ -49,6 +53,7 @@ die() {
 }
 for v in repeats max_events; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"; done
 [[ $duration =~ ^[0-9]*\.?[0-9]+$ ]] || die "DURATION must be a number of seconds"
+[ -z "$warmup" ] || [[ $warmup =~ ^[0-9]*\.?[0-9]+$ ]] || die "WARMUP must be a number of seconds"
 for n in $ns $threads; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "NS and THREADS take positive integers"; done
 for d in $designs; do
   [[ $d =~ ^(rt-)?(sharded|global|throttled|adaptive)(-uring)?(\+task)?$ ]] || die "unknown design '$d'"
@@ -97,10 +102,13 @@ designs_csv=$(IFS=,; echo "${design_list[*]}")
 n_designs=${#design_list[@]}
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+warm_desc=${warmup:+$warmup s}
+warm_desc=${warm_desc:-0.1 s per 1,024 connections}
 kernel=$(uname -r)
 n_threads=${#thread_list[@]}
 echo "storm matrix: kernel $kernel, $(nproc) CPUs, commit $commit, $transport, max_events $max_events," \
-  "arm $arm, ${duration}s x $repeats runs per cell, open-file limit $limit," \
+  "arm $arm, ${duration}s x $repeats runs per cell after $warm_desc of warm-up each," \
+  "open-file limit $limit," \
   "Go peer: $go_desc"
 echo "  N: $ns; T: $threads; designs: $designs; patterns: $patterns;" \
   "runtime polls $([ "$time_polls_flag" = true ] && echo "timed" || echo "untimed (no poll figures for rt-*)")"
@@ -120,6 +128,7 @@ for n in $ns; do
     echo "run_storm: skipping N=$n: needs about $need file descriptors, the open-file limit is $limit" >&2
     continue
   fi
+  warm=${warmup:-$(awk -v n="$n" 'BEGIN { printf "%.3f", 0.1 * n / 1024 }')}
   for p in $patterns; do
     step=$((step + 1))
     echo "run_storm: [$step/$steps] $p N=$n: $((n_designs * n_threads * repeats)) storm runs" \
@@ -127,14 +136,15 @@ for n in $ns; do
     rc=0
     "$storm" --csv --pattern "$p" --connections "$n" --transport "$transport" \
       --design "$designs_csv" --threads "$threads_csv" --repeats "$repeats" \
-      --duration "$duration" --max_events "$max_events" --arm "$arm" \
+      --duration "$duration" --warmup "$warm" --max_events "$max_events" --arm "$arm" \
       --time_polls="$time_polls_flag" >> "$raw" || rc=$?
     [ "$rc" = 3 ] && continue
     [ "$rc" = 0 ] || { echo "run_storm: storm failed (status $rc)" >&2; exit 1; }
     if [ -n "$storm_go" ] && [ "$p" != stay-ready ]; then
       rc=0
       "$storm_go" -csv -pattern "$p" -connections "$n" -transport "$transport" \
-        -threads "$threads_csv" -repeats "$repeats" -duration "$duration" >> "$raw" || rc=$?
+        -threads "$threads_csv" -repeats "$repeats" -duration "$duration" -warmup "$warm" \
+        >> "$raw" || rc=$?
       [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "run_storm: storm_go failed (status $rc)" >&2; exit 1; }
     fi
   done

@@ -130,6 +130,7 @@ class RuntimeDesign final : public PollDesign {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     before_.clear();
     for (size_t w = 0; w < workers; ++w) before_.push_back(rt_->worker(w).stats());
+    bytes_before_.assign(workers, 0);
     return absl::OkStatus();
   }
 
@@ -140,8 +141,10 @@ class RuntimeDesign final : public PollDesign {
   absl::StatusOr<uint64_t> drive(const RunLimits& limits, double start,
                                  const char** stop) override {
     // A member, not a local: after a stall the task still holds it, and a late event could
-    // resume it before the runtime is stopped.
+    // resume it before the runtime is stopped. A second call (after a warm-up) replaces the
+    // first's, whose task has ended: driver_finished_ was its last access.
     script_.emplace(run_, limits, start);
+    driver_finished_.store(0, std::memory_order_relaxed);
     rt_->spawn_on(kDriverWorker, [this]() -> Task<void> { return drive_task(*script_); });
     StallWatch watch(run_);
     while (driver_finished_.load(std::memory_order_acquire) == 0) {
@@ -159,6 +162,14 @@ class RuntimeDesign final : public PollDesign {
     return script_->rounds();
   }
 
+  // After a warm-up: the workers' counters and byte counts start over.
+  void measure_from_here() override {
+    for (size_t w = 0; w < before_.size(); ++w) {
+      before_[w] = rt_->worker(w).stats();
+      bytes_before_[w] = bytes_[w].v.load(std::memory_order_relaxed);
+    }
+  }
+
   // The runtime's workers do the work; the storm's thread t only waits for the end of the run.
   void run_worker(int /*t*/) override { done_.wait(false); }
 
@@ -169,7 +180,7 @@ class RuntimeDesign final : public PollDesign {
       ThreadStats& st = run_.stats[w];
       st.polls = after.polls - before_[w].polls;
       st.polled_events = after.events - before_[w].events;
-      st.handled = bytes_[w].v.load(std::memory_order_relaxed);
+      st.handled = bytes_[w].v.load(std::memory_order_relaxed) - bytes_before_[w];
       // Untimed, the workers time only the polls that may block (their idle time): a partial
       // figure, so none is reported.
       if (!run_.config.time_polls) continue;
@@ -229,6 +240,7 @@ class RuntimeDesign final : public PollDesign {
   std::unique_ptr<Runtime> rt_;
   std::vector<Count> bytes_;
   std::vector<WorkerStats> before_;
+  std::vector<uint64_t> bytes_before_;  // bytes_ when the measured part began
   std::atomic<int> adopted_{0};
   std::atomic<int> failed_{0};
   std::atomic<bool> done_{false};

@@ -42,6 +42,10 @@ DEFINE_int32(connections, 1024, "connection pairs N (2N file descriptors)");
 DEFINE_string(transport, "tcp", "tcp (127.0.0.1) or unix (socketpair)");
 DEFINE_string(pattern, "burst", "burst, trickle or stay-ready");
 DEFINE_double(duration, 1.0, "seconds per run");
+DEFINE_double(warmup, 0,
+              "burst and trickle: seconds of unmeasured rounds before each run's measured part, "
+              "so that what a design adapts while it runs (spinning, streams following wakes) "
+              "has settled");
 DEFINE_int64(max_iterations, 100'000'000,
              "per-run bound besides --duration: burst rounds, trickle events, stay-ready events");
 DEFINE_int32(max_events, 128,
@@ -202,6 +206,7 @@ int main(int argc, char** argv) {
   if (FLAGS_connections < 1) return fail_flag("--connections must be positive");
   if (FLAGS_max_events < 1) return fail_flag("--max_events must be positive");
   if (!(FLAGS_duration > 0)) return fail_flag("--duration must be positive");
+  if (!(FLAGS_warmup >= 0)) return fail_flag("--warmup must be 0 or more seconds");
   if (FLAGS_repeats < 1) return fail_flag("--repeats must be positive");
   // Designs that cannot run here are left out with the reason, not failed.
   std::erase_if(designs, [&](const std::pair<Design, Driver>& v) {
@@ -233,19 +238,21 @@ int main(int argc, char** argv) {
   const uint64_t cpu_clock_overhead_ns = calibrate_cpu_clock();
   const RunLimits limits{
       .duration_s = FLAGS_duration,
-      .max_iterations = static_cast<uint64_t>(std::max<int64_t>(1, FLAGS_max_iterations))};
+      .max_iterations = static_cast<uint64_t>(std::max<int64_t>(1, FLAGS_max_iterations)),
+      .warmup_s = FLAGS_warmup};
   utsname uts{};
   uname(&uts);
   std::FILE* info = FLAGS_csv ? stderr : stdout;
-  std::fprintf(info,
-               "storm: kernel %s, %u CPUs; %s pattern, N=%d %s connections, threads %s, designs "
-               "%s, max_events %d, arm %s, %.2f s x %d runs, open-file limit %ld, thread-CPU clock "
-               "read %llu ns, runtime polls %s\n",
-               uts.release, std::thread::hardware_concurrency(), FLAGS_pattern.c_str(), n,
-               FLAGS_transport.c_str(), FLAGS_threads.c_str(), FLAGS_design.c_str(),
-               FLAGS_max_events, FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, *limit,
-               static_cast<unsigned long long>(cpu_clock_overhead_ns),
-               FLAGS_time_polls ? "timed" : "untimed");
+  std::fprintf(
+      info,
+      "storm: kernel %s, %u CPUs; %s pattern, N=%d %s connections, threads %s, designs "
+      "%s, max_events %d, arm %s, %.2f s x %d runs after %.2f s of warm-up each, open-file "
+      "limit %ld, thread-CPU clock read %llu ns, runtime polls %s\n",
+      uts.release, std::thread::hardware_concurrency(), FLAGS_pattern.c_str(), n,
+      FLAGS_transport.c_str(), FLAGS_threads.c_str(), FLAGS_design.c_str(), FLAGS_max_events,
+      FLAGS_arm.c_str(), FLAGS_duration, FLAGS_repeats, FLAGS_warmup, *limit,
+      static_cast<unsigned long long>(cpu_clock_overhead_ns),
+      FLAGS_time_polls ? "timed" : "untimed");
   if (FLAGS_csv && FLAGS_csv_header) std::printf("%s\n", kCsvHeader);
 
   for (int repeat = 1; repeat <= FLAGS_repeats; ++repeat) {

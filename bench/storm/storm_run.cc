@@ -77,6 +77,39 @@ absl::StatusOr<uint64_t> drive(RunState& run, const RunLimits& limits, double st
   return 1;
 }
 
+RunResult::Sum sum_of(const std::vector<ThreadStats>& stats) {
+  RunResult::Sum sum;
+  for (const ThreadStats& st : stats) {
+    sum.polls += st.polls;
+    sum.polled_events += st.polled_events;
+    sum.handled += st.handled;
+    sum.stale_events += st.stale_events;
+    sum.spurious += st.spurious;
+    sum.idle_timeouts += st.idle_timeouts;
+    sum.poll_wall_ns += st.poll_wall_ns;
+    sum.poll_cpu_ns += st.poll_cpu_ns;
+  }
+  return sum;
+}
+
+RunResult::Sum minus(const RunResult::Sum& a, const RunResult::Sum& b) {
+  return {.polls = a.polls - b.polls,
+          .polled_events = a.polled_events - b.polled_events,
+          .handled = a.handled - b.handled,
+          .stale_events = a.stale_events - b.stale_events,
+          .spurious = a.spurious - b.spurious,
+          .idle_timeouts = a.idle_timeouts - b.idle_timeouts,
+          .poll_wall_ns = a.poll_wall_ns - b.poll_wall_ns,
+          .poll_cpu_ns = a.poll_cpu_ns - b.poll_cpu_ns};
+}
+
+// The driver's rounds for `limits`: the storm's driver thread's, or the design's own.
+absl::StatusOr<uint64_t> drive_with(PollDesign& design, RunState& run, const RunLimits& limits,
+                                    double start, const char** stop) {
+  return design.drives_itself() ? design.drive(limits, start, stop)
+                                : drive(run, limits, start, stop);
+}
+
 }  // namespace
 
 absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns,
@@ -102,13 +135,21 @@ absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns
         });
       }
       ready.wait();
+      go.count_down();
+      absl::StatusOr<uint64_t> rounds = 0;
+      if (limits.warmup_s > 0 && config.pattern != Pattern::kStayReady) {
+        const RunLimits warmup{.duration_s = limits.warmup_s,
+                               .max_iterations = limits.max_iterations};
+        const char* warmup_stop = nullptr;
+        rounds = drive_with(*design, run, warmup, now_s(CLOCK_MONOTONIC), &warmup_stop);
+      }
+      // Every warm-up event was handled and published: the workers' counts start from here.
+      const RunResult::Sum warmed = sum_of(run.stats);
+      design->measure_from_here();
       Usage process0 = usage(RUSAGE_SELF), driver0 = usage(RUSAGE_THREAD);
       double driver_cpu0 = now_s(CLOCK_THREAD_CPUTIME_ID);
       double start = now_s(CLOCK_MONOTONIC);
-      go.count_down();
-
-      auto rounds = design->drives_itself() ? design->drive(limits, start, &result.stop)
-                                            : drive(run, limits, start, &result.stop);
+      if (rounds.ok()) rounds = drive_with(*design, run, limits, start, &result.stop);
 
       run.stop.store(true);
       uint64_t one = 1;
@@ -129,16 +170,7 @@ absl::StatusOr<RunResult> run_once(const RunConfig& config, ConnectionSet& conns
         result.vcsw = (process1.nvcsw - process0.nvcsw) - (driver1.nvcsw - driver0.nvcsw);
         result.total_cpu_s = process1.cpu_s - process0.cpu_s;
         result.total_vcsw = process1.nvcsw - process0.nvcsw;
-        for (const ThreadStats& st : run.stats) {
-          result.sum.polls += st.polls;
-          result.sum.polled_events += st.polled_events;
-          result.sum.handled += st.handled;
-          result.sum.stale_events += st.stale_events;
-          result.sum.spurious += st.spurious;
-          result.sum.idle_timeouts += st.idle_timeouts;
-          result.sum.poll_wall_ns += st.poll_wall_ns;
-          result.sum.poll_cpu_ns += st.poll_cpu_ns;
-        }
+        result.sum = minus(sum_of(run.stats), warmed);
         result.events = result.sum.handled;
       }
     }

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "bench/storm/connection_set.h"
 #include "bench/storm/poll_designs.h"
@@ -166,6 +167,36 @@ TEST(StormRuntimeDesignTest, UntimedRunCountsEventsAndReportsNoPollTime) {
       EXPECT_EQ(r->sum.poll_wall_ns, 0u);
     }
     EXPECT_EQ(conns->drain(), 0);
+  }
+}
+
+// A warm-up's rounds run the same way and count for nothing: the run reports exactly the rounds
+// and events of its measured part, for the storm's driver thread and for the task driver.
+TEST(StormWarmupTest, OnlyTheMeasuredPartIsCounted) {
+  constexpr int kConnections = 7;
+  constexpr uint64_t kRounds = 25;
+  auto conns = ConnectionSet::open(Transport::kTcp, kConnections);
+  ASSERT_TRUE(conns.ok()) << conns.status();
+  const std::pair<Design, Driver> designs[] = {{Design::kSharded, Driver::kThread},
+                                               {Design::kThrottled, Driver::kThread},
+                                               {Design::kRtAdaptive, Driver::kThread},
+                                               {Design::kRtAdaptive, Driver::kTask}};
+  for (const auto& [design, driver] : designs) {
+    for (Pattern pattern : {Pattern::kBurst, Pattern::kTrickle}) {
+      const RunConfig config{.design = design, .pattern = pattern, .threads = 3, .driver = driver};
+      SCOPED_TRACE(run_label(config) + " " + pattern_name(pattern));
+      // The warm-up ends at its 50 ms or at kRounds rounds, whichever comes first; either way
+      // its rounds precede the measured kRounds.
+      auto r = run_once(
+          config, *conns,
+          {.duration_s = kGenerousSeconds, .max_iterations = kRounds, .warmup_s = 0.05}, 1);
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_STREQ(r->stop, "iterations");
+      EXPECT_EQ(r->rounds, kRounds);
+      EXPECT_EQ(r->events, pattern == Pattern::kBurst ? kRounds * kConnections : kRounds);
+      EXPECT_GE(r->sum.polled_events, r->rounds) << "a poll per round at least";
+      EXPECT_EQ(conns->drain(), 0);
+    }
   }
 }
 

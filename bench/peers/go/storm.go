@@ -38,6 +38,7 @@ var (
 	pattern       = flag.String("pattern", "burst", "burst or trickle (stay-ready is skipped)")
 	threads       = flag.String("threads", "1,2,4", "comma-separated GOMAXPROCS values")
 	duration      = flag.Float64("duration", 1.0, "seconds per run")
+	warmup        = flag.Float64("warmup", 0, "seconds of unmeasured rounds before each run's measured part")
 	maxIterations = flag.Int64("max_iterations", 100000000, "per-run bound: burst rounds, trickle events")
 	repeats       = flag.Int("repeats", 1, "runs per thread count")
 	csv           = flag.Bool("csv", false, "print CSV lines on stdout (text goes to stderr)")
@@ -142,44 +143,61 @@ func waitConsumed(want uint64, tick *time.Ticker) bool {
 	}
 }
 
-func runOnce(drivers []net.Conn, t, repeat int) error {
-	runtime.GOMAXPROCS(t)
-	runtime.GC() // not during the run
+// driveRounds makes rounds for `seconds` (or until -max_iterations rounds), each waited for
+// until consumed; base is the consumed count the rounds start from, and is left where they end.
+func driveRounds(drivers []net.Conn, rng *rand.Rand, tick *time.Ticker, base *uint64,
+	seconds float64) (rounds uint64, stop string, err error) {
 	n := len(drivers)
 	one := []byte{'x'}
-	rng := rand.New(rand.NewSource(12345))
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	base := consumed.Load()
-	base0 := base
-	cpu0, vcsw0 := usage()
 	start := time.Now()
-	stop := "duration"
-	var rounds uint64
-	for time.Since(start).Seconds() < *duration {
+	stop = "duration"
+	for time.Since(start).Seconds() < seconds {
 		if rounds == uint64(*maxIterations) {
 			stop = "iterations"
 			break
 		}
 		if *pattern == "burst" {
-			target.Store(base + uint64(n))
+			target.Store(*base + uint64(n))
 			for _, c := range drivers {
 				if _, err := c.Write(one); err != nil {
-					return err
+					return rounds, stop, err
 				}
 			}
-			base += uint64(n)
+			*base += uint64(n)
 		} else {
-			target.Store(base + 1)
+			target.Store(*base + 1)
 			if _, err := drivers[rng.Intn(n)].Write(one); err != nil {
-				return err
+				return rounds, stop, err
 			}
-			base++
+			*base++
 		}
-		if !waitConsumed(base, tick) {
-			return fmt.Errorf("round %d: events were lost (%d of %d consumed)", rounds, consumed.Load(), base)
+		if !waitConsumed(*base, tick) {
+			return rounds, stop, fmt.Errorf("round %d: events were lost (%d of %d consumed)", rounds, consumed.Load(), *base)
 		}
 		rounds++
+	}
+	return rounds, stop, nil
+}
+
+func runOnce(drivers []net.Conn, t, repeat int) error {
+	runtime.GOMAXPROCS(t)
+	runtime.GC() // not during the run
+	n := len(drivers)
+	rng := rand.New(rand.NewSource(12345))
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	base := consumed.Load()
+	if *warmup > 0 {
+		if _, _, err := driveRounds(drivers, rng, tick, &base, *warmup); err != nil {
+			return err
+		}
+	}
+	base0 := base
+	cpu0, vcsw0 := usage()
+	start := time.Now()
+	rounds, stop, err := driveRounds(drivers, rng, tick, &base, *duration)
+	if err != nil {
+		return err
 	}
 	wall := time.Since(start).Seconds()
 	cpu1, vcsw1 := usage()
@@ -257,8 +275,8 @@ func main() {
 	if *csv {
 		info = os.Stderr
 	}
-	fmt.Fprintf(info, "storm_go: %s, %d CPUs; %s pattern, N=%d %s connections, GOMAXPROCS %s, %.2f s x %d runs\n",
-		runtime.Version(), runtime.NumCPU(), *pattern, *connections, *transport, *threads, *duration, *repeats)
+	fmt.Fprintf(info, "storm_go: %s, %d CPUs; %s pattern, N=%d %s connections, GOMAXPROCS %s, %.2f s x %d runs after %.2f s of warm-up each\n",
+		runtime.Version(), runtime.NumCPU(), *pattern, *connections, *transport, *threads, *duration, *repeats, *warmup)
 	if *csv && *csvHeader {
 		fmt.Println("impl,design,transport,pattern,connections,threads,max_events,arm,repeat,duration_s,wall_s," +
 			"stop,wall_ok,rounds,events,events_per_s,cpu_s,cpu_s_per_Mevents,poll_ns_per_event," +
