@@ -23,6 +23,10 @@
 //
 // Opt in (AsyncFd::follow_wakes, net::Connection::follow_wakes): a move needs the task to hold
 // nothing else of its worker across the read, which only the task's author can promise.
+// The rebalancer (scheduler/rebalancer.h), where one runs, moves streams by load and may move
+// such a stream back; each keeps its own cooldown per stream, so they trade it at most once
+// per cooldown each. A channel's sends count when flushed before the next read (Channel::flush):
+// otherwise they go out after the task suspended, outside the window.
 //
 // Thread-safety: owner only (the stream's worker), like the AsyncFd that holds it.
 #pragma once
