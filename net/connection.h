@@ -116,8 +116,11 @@ class Connection {
   // migrate() moves it, to the idle worker its reader keeps waking (a task there that waits for
   // what this connection brings: a caller waiting for a backend's reply, a fan-in). Opting in
   // makes migrate()'s promise for every read from now on: the task reading this connection
-  // holds nothing else of its worker across a read. A channel's sends count when the reader
-  // flushes them before its next read (Channel::flush). Call on the owner.
+  // holds nothing else of its worker across a read. From then on the connection may move
+  // whenever that task waits to read, so code outside the task must not keep its worker: reach
+  // it through its task, or by id through Server::migratable(), which finds it where it is
+  // (and refuses while it moves). A channel's sends count when the reader flushes them before
+  // its next read (Channel::flush). Call on the owner.
   void follow_wakes();
   // The key that names this connection's work: unique in the process, never reused, kept
   // across migrations; 0 for an empty handle. Its offloaded tasks carry it as their affinity,

@@ -268,6 +268,95 @@ TEST_P(Migration, StreamsSurviveThousandsOfMigrations) {
   EXPECT_EQ(testing::count_open_fds(), fds_before);
 }
 
+// Wake affinity under fire: every connection follows its wakes while its handler hands each
+// chunk's count to the other worker (so streaks form and connections move by themselves, once a
+// second each at most), and a migrator moves random connections by id through
+// Server::migratable() every millisecond, as the rebalancer does. The two kinds of move race;
+// every stream must still come back complete and in order, every handler must run on its
+// connection's owner, and no fd may leak.
+TEST_P(Migration, StreamsSurviveWakeAffinityMovesRacingMovesById) {
+#ifdef SHARDLOOP_SANITIZED
+  constexpr auto kDuration = 1500ms;
+#else
+  constexpr auto kDuration = 3s;
+#endif
+  const size_t kConnections = 100;
+  const int fds_before = testing::count_open_fds();
+  std::atomic<uint64_t> wrong_worker{0}, handed_over{0};
+  {
+    Runtime rt(GetParam().options(2));
+    ASSERT_TRUE(rt.start().ok());
+    auto server =
+        net::Server::listen(rt, testing::loopback_any(), [&](net::Connection conn) -> Task<void> {
+          conn.follow_wakes();
+          for (;;) {
+            auto chunk = co_await conn.read_chunk();
+            if (Worker::current() != conn.worker()) wrong_worker.fetch_add(1);
+            if (!chunk.ok() || chunk->empty()) break;
+            rt.post_to(1 - Worker::current()->index(), [&] { handed_over.fetch_add(1); });
+            if (!(co_await conn.write(*chunk)).ok()) break;
+          }
+          (void)co_await conn.finish();
+        });
+    ASSERT_TRUE(server.ok()) << server.status();
+    const int fds_baseline = testing::count_open_fds();
+    std::shared_ptr<MigratableSet> set = (*server)->migratable();
+
+    StreamClient client;
+    ASSERT_TRUE(client.connect_all((*server)->address(), kConnections));
+    ASSERT_TRUE(testing::wait_until([&] { return (*server)->stats().open == kConnections; }));
+
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> by_id{0};
+    std::thread migrator([&] {
+      std::mt19937_64 rng(testing::test_seed());
+      const auto end = std::chrono::steady_clock::now() + kDuration;
+      while (std::chrono::steady_clock::now() < end) {
+        const size_t w = rng() % 2;
+        rt.post_to(w, [&, w, pick = rng()] {
+          std::vector<MigratableSet::Sample> top = set->sample_on(w, 8, {});
+          if (top.empty()) return;
+          const uint64_t id = top[pick % top.size()].id;
+          if (set->migrate_on(w, id, rt.worker(1 - w)).ok()) by_id.fetch_add(1);
+        });
+        std::this_thread::sleep_for(1ms);
+      }
+      stop = true;
+    });
+    client.run(stop, kDuration + 30s);
+    migrator.join();
+
+    size_t incomplete = 0, corrupt = 0;
+    for (auto& c : client.conns) {
+      incomplete += !(c.eof && c.received == c.sent);
+      corrupt += c.mismatch;
+    }
+    EXPECT_EQ(incomplete, 0u) << "streams not echoed completely before the server's FIN";
+    EXPECT_EQ(corrupt, 0u) << "streams whose echo differs from what was sent";
+    EXPECT_EQ(wrong_worker.load(), 0u);
+    uint64_t followed = 0;
+    for (size_t w = 0; w < rt.size(); ++w) followed += rt.worker(w).stats().wake_affinity_moves;
+    EXPECT_GT(by_id.load(), 0u);
+    if (GetParam().mode == PollMode::kAdaptive) {
+      EXPECT_GT(followed, 0u) << "no move by wake affinity raced the moves by id";
+    } else {
+      EXPECT_EQ(followed, 0u);
+    }
+    std::printf("%s: %llu moves by wake affinity, %llu by id, %llu chunks handed over\n",
+                testing::config_test_name({GetParam(), 0}).c_str(),
+                static_cast<unsigned long long>(followed),
+                static_cast<unsigned long long>(by_id.load()),
+                static_cast<unsigned long long>(handed_over.load()));
+    client.close_all();
+    EXPECT_TRUE(testing::wait_until([&] { return (*server)->stats().open == 0; }));
+    EXPECT_TRUE(testing::wait_until([&] { return testing::count_open_fds() == fds_baseline; }))
+        << testing::count_open_fds() << " fds open, " << fds_baseline << " at the baseline";
+    server->reset();
+    rt.stop();
+  }
+  EXPECT_EQ(testing::count_open_fds(), fds_before);
+}
+
 // A blocking client: connect, and helpers that retry on EINTR (a timed recv is not restarted).
 int connect_to(const net::Address& addr) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -23,12 +23,17 @@
 namespace shardloop {
 namespace {
 
-WakeFollower follower() {
-  return WakeFollower([](Worker&) { return absl::OkStatus(); });
-}
+// The rule alone: read_waits() names the worker; nothing here calls the move.
+struct FollowerTest : ::testing::Test {
+  int moves_called = 0;
+  WakeFollower f{[this](Worker&) {
+    ++moves_called;
+    return absl::OkStatus();
+  }};
+  void TearDown() override { EXPECT_EQ(moves_called, 0); }
+};
 
-TEST(WakeFollower, MovesAfterReadsInARowThatEachWokeTheSameWorker) {
-  WakeFollower f = follower();
+TEST_F(FollowerTest, MovesAfterReadsInARowThatEachWokeTheSameWorker) {
   EXPECT_EQ(f.read_waits(0, 0, 2), std::nullopt) << "the first read has no return before it";
   f.read_returned(0);
   EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);  // one wake of worker 3
@@ -36,8 +41,7 @@ TEST(WakeFollower, MovesAfterReadsInARowThatEachWokeTheSameWorker) {
   EXPECT_EQ(f.read_waits(2, 3, 2), std::optional<size_t>(3));  // two in a row
 }
 
-TEST(WakeFollower, AReadThatWokeNobodyEndsTheStreak) {
-  WakeFollower f = follower();
+TEST_F(FollowerTest, AReadThatWokeNobodyEndsTheStreak) {
   f.read_returned(0);
   EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);
   f.read_returned(1);
@@ -48,8 +52,7 @@ TEST(WakeFollower, AReadThatWokeNobodyEndsTheStreak) {
   EXPECT_EQ(f.read_waits(3, 3, 2), std::optional<size_t>(3));
 }
 
-TEST(WakeFollower, WakingAnotherWorkerStartsANewStreak) {
-  WakeFollower f = follower();
+TEST_F(FollowerTest, WakingAnotherWorkerStartsANewStreak) {
   f.read_returned(0);
   EXPECT_EQ(f.read_waits(1, 3, 2), std::nullopt);
   f.read_returned(1);
@@ -58,8 +61,7 @@ TEST(WakeFollower, WakingAnotherWorkerStartsANewStreak) {
   EXPECT_EQ(f.read_waits(3, 5, 2), std::optional<size_t>(5));
 }
 
-TEST(WakeFollower, MovesAtMostOncePerCooldown) {
-  WakeFollower f = follower();
+TEST_F(FollowerTest, MovesAtMostOncePerCooldown) {
   uint64_t wakes = 0;
   auto streak = [&] {
     std::optional<size_t> out;
