@@ -168,7 +168,8 @@ class AsyncFd final : public IoHandle {
   // Wake affinity (adaptive mode, wake_affinity.h): from now on, when this stream's reads keep
   // waking the same idle worker, `move` is called with that worker to move the stream there
   // (migrate_to, with whatever hooks the state beside the fd needs). Opting in promises what
-  // migrate_to asks of the task that reads this stream, for every read from now on.
+  // migrate_to asks of the task that reads this stream, for every read from now on. Streams
+  // only: migrate_to refuses the other kinds (a refused move waits out the cooldown).
   void follow_wakes(WakeFollower::Move move) {
     follower_ = std::make_unique<WakeFollower>(std::move(move));
   }
