@@ -16,7 +16,8 @@ build: setup
 
 # The ready-storm comparison (bench/storm/run_storm.sh): N = 1024 connections, T = 1..64
 # threads, burst and trickle, the bare poll designs, the runtime in each poll mode and the Go
-# peer, 3 runs of 0.15 s per cell; prints the median table and writes CSV + PNG chart.
+# peer, 3 runs of 0.1 s per cell after 0.1 s of warm-up each; prints the median table and
+# writes CSV + PNG chart.
 run: build
 	NS=1024 DURATION=0.1 bash bench/storm/run_storm.sh build/release
 

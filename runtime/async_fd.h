@@ -169,10 +169,9 @@ class AsyncFd final : public IoHandle {
   // waking the same idle worker, `move` is called with that worker to move the stream there
   // (migrate_to, with whatever hooks the state beside the fd needs). Opting in promises what
   // migrate_to asks of the task that reads this stream, for every read from now on. Streams
-  // only: migrate_to refuses the other kinds (a refused move waits out the cooldown).
-  void follow_wakes(WakeFollower::Move move) {
-    follower_ = std::make_unique<WakeFollower>(std::move(move));
-  }
+  // only.
+  // Owner only.
+  void follow_wakes(WakeFollower::Move move);
 
   void on_io(const PollEvent& event) override;
 

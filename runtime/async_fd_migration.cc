@@ -98,15 +98,29 @@ void AsyncFd::wait_to_read(ReadOp& op, std::coroutine_handle<> h) {
   }
 }
 
+void AsyncFd::follow_wakes(WakeFollower::Move move) {
+  worker_->assert_owner();
+  assert(kind_ == Kind::kStream && "only streams can follow their wakes (migrate_to)");
+  follower_ = std::make_unique<WakeFollower>(std::move(move));
+}
+
 void AsyncFd::note_read_returned() {
-  if (follower_ != nullptr) follower_->read_returned(worker_->idle_wakes());
+  if (follower_ == nullptr) return;
+  follower_->read_returned({.idle_wakes = worker_->idle_wakes(),
+                            .jobs_begun = worker_->jobs_begun(),
+                            .last_woken = worker_->last_idle_woken()});
 }
 
 void AsyncFd::follow_wakes_on_wait() {
   const uint32_t reads = worker_->wake_affinity_reads();
   if (reads == 0) return;
-  std::optional<size_t> target =
-      follower_->read_waits(worker_->idle_wakes(), worker_->last_idle_woken(), reads);
+  // What maybe_start_migration needs, so that a move asked for now starts in its job.
+  const bool movable =
+      reader_->root != nullptr && writer_ == nullptr && !read_ready_waiter_ && !write_ready_waiter_;
+  std::optional<size_t> target = follower_->read_waits({.idle_wakes = worker_->idle_wakes(),
+                                                        .jobs_begun = worker_->jobs_begun(),
+                                                        .last_woken = worker_->last_idle_woken()},
+                                                       reads, movable);
   if (!target) return;
   Worker* from = worker_;
   // migrate_to starts the move in a job of its own (step 1), never in this await_suspend.

@@ -11,10 +11,14 @@
 // How it is seen: a worker counts the post()s made on its thread that found another worker of
 // its runtime idle (parked in its poller, or spinning before a park) and remembers the last one
 // (Worker::idle_wakes, last_idle_woken). A following stream takes that count when a read
-// returns data, from where its task runs, and looks again when its next read waits: between
-// the two only that task ran on this thread, unless it awaited something else meanwhile (which
-// makes a streak less likely, not a wrong move more likely). `reads` reads in a row
-// (RuntimeOptions::wake_affinity_reads) that each woke the same worker move the stream there.
+// returns data, from where its task runs, and looks again when its next read waits. The window
+// counts only if nothing else ran on the worker in between (Worker::jobs_begun unchanged): a
+// task that awaited something else between two reads (a write held by backpressure, a sleep, a
+// submit_to) let other tasks run, whose posts are not its own, and such a read ends the streak.
+// `reads` reads in a row (RuntimeOptions::wake_affinity_reads) that each woke the same worker
+// move the stream there, if it can move at once (a read waits under a root task, no write or
+// readiness wait is pending: what AsyncFd::migrate_to starts a move on); otherwise the streak
+// starts over.
 // Only idle targets count: a busy worker takes a post without a wakeup, so there is nothing to
 // save, and moving a fan-in's streams onto a busy coordinator would pile work on it.
 //
@@ -24,9 +28,10 @@
 // Opt in (AsyncFd::follow_wakes, net::Connection::follow_wakes): a move needs the task to hold
 // nothing else of its worker across the read, which only the task's author can promise.
 // The rebalancer (scheduler/rebalancer.h), where one runs, moves streams by load and may move
-// such a stream back; each keeps its own cooldown per stream, so they trade it at most once
-// per cooldown each. A channel's sends count when flushed before the next read (Channel::flush):
-// otherwise they go out after the task suspended, outside the window.
+// such a stream back; each has its own per-stream cooldown (here a second, there a number of
+// rebalance rounds), which bounds how often the two can trade it. A channel's sends count when
+// flushed before the next read (Channel::flush): otherwise they go out after the task suspended,
+// outside the window.
 //
 // Thread-safety: owner only (the stream's worker), like the AsyncFd that holds it.
 #pragma once
@@ -35,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -51,21 +57,31 @@ class WakeFollower {
 
   explicit WakeFollower(Move move) : move_(std::move(move)) {}
 
-  // A read returned data; `idle_wakes` is the worker's count now.
-  void read_returned(uint64_t idle_wakes) {
-    wakes_at_return_ = idle_wakes;
+  // What a worker's counters say at a point of the stream's task (Worker::idle_wakes,
+  // jobs_begun, last_idle_woken).
+  struct Counts {
+    uint64_t idle_wakes;
+    uint64_t jobs_begun;
+    size_t last_woken = 0;
+  };
+
+  // A read returned data.
+  void read_returned(Counts now) {
+    at_return_ = now;
     returned_ = true;
   }
 
   // The stream's next read waits. The worker to move to, when this read ends a streak of
-  // `reads` (> 0) that each woke `last_woken` and the cooldown is over.
-  std::optional<size_t> read_waits(uint64_t idle_wakes, size_t last_woken, uint32_t reads) {
+  // `reads` (> 0) that each woke `now.last_woken`, the stream can move (`movable`) and the
+  // cooldown is over.
+  std::optional<size_t> read_waits(Counts now, uint32_t reads, bool movable) {
     if (!returned_) return std::nullopt;  // the stream's first read
     returned_ = false;
-    if (idle_wakes == wakes_at_return_) {
-      streak_ = 0;
+    if (now.jobs_begun != at_return_.jobs_begun || now.idle_wakes == at_return_.idle_wakes) {
+      streak_ = 0;  // other tasks ran in between, or this one woke nobody
       return std::nullopt;
     }
+    const size_t last_woken = now.last_woken;
     if (streak_ > 0 && target_ == last_woken) {
       ++streak_;
     } else {
@@ -74,9 +90,10 @@ class WakeFollower {
     }
     if (streak_ < reads) return std::nullopt;
     streak_ = 0;
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_allowed_) return std::nullopt;
-    next_allowed_ = now + kCooldown;
+    if (!movable) return std::nullopt;
+    const auto t = std::chrono::steady_clock::now();
+    if (t < next_allowed_) return std::nullopt;
+    next_allowed_ = t + kCooldown;
     return target_;
   }
 
@@ -84,7 +101,7 @@ class WakeFollower {
 
  private:
   Move move_;
-  uint64_t wakes_at_return_ = 0;
+  Counts at_return_{};
   bool returned_ = false;
   size_t target_ = 0;
   uint32_t streak_ = 0;

@@ -115,12 +115,28 @@ void Worker::run_loop() {
     counters_.loop_iterations.bump();
     run_ready();
     run_stealable();
-    take_inbox();
+    const bool took_messages = take_inbox();
     if (!has_local_work()) try_steal();
     if (std::exchange(notify_pending_, false)) runtime_.notify_idle_worker();
-    poll(poll_timeout_ns());
+    const int64_t timeout_ns = poll_timeout_ns();
+    if (timeout_ns != 0 || took_messages || !skip_busy_poll()) poll(timeout_ns);
     counters_.timers_fired.bump(timers_.fire_due(Clock::now()));
   }
+}
+
+bool Worker::skip_busy_poll() {
+  // Adaptive mode on a readiness poller: with work still queued, a poll that cannot block
+  // fetches the events that arrived since the last one. Made after every run phase, it is a
+  // system call per phase even when a handler only queued the next job (a reply resuming its
+  // caller), most often finding nothing; Tokio polls its driver every 61 tasks while tasks
+  // remain. So here too: once kJobsPerBusyPoll jobs have run since the last poll, or when the
+  // worker would block. Not when messages came in this iteration (run_loop): what became
+  // readable before another thread posted is still handled before its message. Completion
+  // pollers submit their queued operations in the poll, so they poll after every phase.
+  if (!adaptive_ || poller_->completion_io() != nullptr) return false;
+  if (jobs_since_poll_ >= kJobsPerBusyPoll) return false;
+  counters_.busy_polls_skipped.bump();
+  return true;
 }
 
 void Worker::run_ready() {
@@ -129,17 +145,21 @@ void Worker::run_ready() {
   size_t n = ready_.size();
   for (size_t i = 0; i < n; ++i) {
     budget_ = kBudget;
+    ++jobs_begun_;
     ready_.pop()();
   }
   counters_.tasks_run.bump(n);
+  jobs_since_poll_ += n;
 }
 
-void Worker::take_inbox() {
-  if (!inbox_.maybe_nonempty()) return;
+bool Worker::take_inbox() {
+  if (!inbox_.maybe_nonempty()) return false;
   inbox_.take_all(inbox_batch_);
   counters_.inbox_messages.bump(inbox_batch_.size());
   for (auto& message : inbox_batch_) ready_.push(std::move(message));
+  const bool took = !inbox_batch_.empty();
   inbox_batch_.clear();
+  return took;
 }
 
 int64_t Worker::poll_timeout_ns() {
@@ -237,6 +257,7 @@ void Worker::poll(int64_t timeout_ns) {
     }
   }
   counters_.polls.bump();
+  jobs_since_poll_ = 0;
   // Only a poll allowed to block is timed: the idle time that load sampling subtracts. While
   // load is sampled, the CPU the thread used inside the wait is not idle time: on io_uring the
   // network work of the completions (copies into buffers, sends) runs inside io_uring_enter.
@@ -267,6 +288,8 @@ void Worker::poll(int64_t timeout_ns) {
     log(LogLevel::kError, "worker %d: poll failed: %s", index_, n.status().ToString());
     return;
   }
+  // A spin's poll that found events runs their handlers next: not idle for wake affinity.
+  if (*n > 0) idle_.store(false, std::memory_order_relaxed);
   for (size_t i = 0; i < *n; ++i) {
     const PollEvent& ev = events_[i];
     if (ev.owner == PollEvent::kPollingWorker || ev.owner == index_) {
@@ -288,6 +311,7 @@ void Worker::dispatch(const PollEvent& ev) {
   }
   counters_.events.bump();
   budget_ = kBudget;  // a handler may resume a coroutine inline
+  ++jobs_begun_;
   handle->on_io(ev);
 }
 

@@ -137,6 +137,9 @@ class Worker {
   // worker of this runtime idle (parked, or spinning before a park), and the last one found so.
   uint64_t idle_wakes() const { return idle_wakes_; }
   size_t last_idle_woken() const { return last_idle_woken_; }
+  // Jobs this worker has begun (run-queue jobs, dispatched events, started roots): unchanged
+  // between two points of one task's run means nothing else ran in between.
+  uint64_t jobs_begun() const { return jobs_begun_; }
   // Reads in a row that must each wake the same idle worker before a following stream moves
   // there; 0 (wake affinity off) outside the adaptive mode.
   uint32_t wake_affinity_reads() const { return wake_affinity_reads_; }
@@ -176,7 +179,8 @@ class Worker {
   void thread_main();
   void run_loop();
   void run_ready();
-  void take_inbox();
+  // True if it took any message.
+  bool take_inbox();
   // worker_stealing.cc
   // spawn_stealable(), for Runtime::spawn's roots that are already counted as live.
   void push_stealable(Task<void> task, uint64_t affinity, bool already_counted);
@@ -195,6 +199,9 @@ class Worker {
   // another worker of this runtime (wake affinity).
   void note_idle_wake_by_current();
   int64_t poll_timeout_ns();
+  // With work queued (a poll timeout of 0): whether this loop iteration skips its poll (adaptive
+  // mode on epoll, until kJobsPerBusyPoll jobs ran since the last poll).
+  bool skip_busy_poll();
   void poll(int64_t timeout_ns);
   // Adaptive mode: polls without blocking for a short window before a park; true if that found
   // work (the park is skipped). See adaptive_park.h for when it spins. A spin that found nothing
@@ -227,6 +234,7 @@ class Worker {
   const uint32_t wake_affinity_reads_;
   uint64_t idle_wakes_ = 0;
   size_t last_idle_woken_ = 0;
+  uint64_t jobs_begun_ = 0;
   SpinPolicy spin_policy_;
   std::vector<std::vector<PollEvent>> forward_;  // per owner; sized on first use
   bool forwarding_ = false;                      // some batch in forward_ is non-empty
@@ -239,6 +247,10 @@ class Worker {
   // connection amortises its turn, small enough that a turn lasts microseconds.
   static constexpr int kBudget = 128;
   int budget_ = kBudget;
+  // Jobs run since the last poll, and how many may run before a poll that cannot block is made
+  // anyway (skip_busy_poll; Tokio's event_interval).
+  static constexpr size_t kJobsPerBusyPoll = 61;
+  size_t jobs_since_poll_ = 0;
   // Stealable roots: the ring's owner end, and the excess when the ring is full (FIFO, never
   // stolen until it moves into the ring). `notify_pending_`: the refill pushed roots to the ring
   // since the last notify.

@@ -49,9 +49,13 @@ struct WorkerStats {
   // Adaptive mode, yielding spins: yields that came back too late and ended the spin (another
   // thread, typically another process's CPU-bound one, held the CPU; adaptive_park.h).
   uint64_t spin_long_yields = 0;
-  // Adaptive mode: streams that left this worker for the idle worker their reader kept waking
-  // (wake affinity, wake_affinity.h).
+  // Adaptive mode: moves this worker started for streams whose reader kept waking another, idle
+  // worker (wake affinity, wake_affinity.h). Each starts at once, in the job it queues, unless
+  // the stream is closed or its read interrupted first (then the move is given up).
   uint64_t wake_affinity_moves = 0;
+  // Adaptive mode on epoll: loop iterations that had work queued and did not poll, since fewer
+  // than 61 jobs had run since the last poll (Worker::skip_busy_poll).
+  uint64_t busy_polls_skipped = 0;
 };
 
 class alignas(64) WorkerCounters {
@@ -69,7 +73,7 @@ class alignas(64) WorkerCounters {
   Counter tasks_run, loop_iterations, polls, events, stale_events, timers_fired, inbox_messages,
       parks, uncaught_exceptions, live_tasks, steal_searches, tasks_stolen, stealable_started,
       idle_ns, poll_ns, poll_cpu_ns, events_forwarded, spin_polls, spin_hits, spin_long_yields,
-      wake_affinity_moves;
+      wake_affinity_moves, busy_polls_skipped;
   // Written by other threads, so a real read-modify-write.
   std::atomic<uint64_t> wakeups_sent{0};
 
@@ -97,6 +101,7 @@ class alignas(64) WorkerCounters {
     s.spin_hits = spin_hits.get();
     s.spin_long_yields = spin_long_yields.get();
     s.wake_affinity_moves = wake_affinity_moves.get();
+    s.busy_polls_skipped = busy_polls_skipped.get();
     return s;
   }
 };

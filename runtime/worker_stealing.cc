@@ -38,9 +38,9 @@
 // refill from the excess once per run phase): one uncontended read-modify-write when no worker
 // is idle, which is cheap beside the coroutine frame the spawn allocated.
 //
-// Steal hints (what lets a connection follow its stolen work; scheduler/rebalancer.h). A root spawned
-// with a non-zero affinity remembers its origin, the worker that spawned it. Whoever starts it
-// reports that start to the origin, only while the origin collects hints:
+// Steal hints (what lets a connection follow its stolen work; scheduler/rebalancer.h). A root
+// spawned with a non-zero affinity remembers its origin, the worker that spawned it. Whoever starts
+// it reports that start to the origin, only while the origin collects hints:
 //  - the origin itself: StealHintLedger::record_local, directly (the ledger is owner-only);
 //  - any other worker (a thief, or a thief's thief: where it runs is what counts): a record
 //    {affinity, thief} pushed onto the origin's StealHintRing (any-thread, lossy when full).
@@ -129,6 +129,8 @@ void Worker::run_stealable() {
       stealable_overflow_.pop_front();
     }
     if (!root) break;  // thieves took the rest
+    ++jobs_since_poll_;
+    ++jobs_begun_;
     start_root(*root);
   }
   while (!stealable_overflow_.empty() && stealable_.free_slots() > 0) {

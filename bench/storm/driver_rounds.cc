@@ -75,7 +75,7 @@ absl::StatusOr<bool> DriverRounds::begin_round() {
   } else {
     target_ += 1;
     run_.target.store(target_);
-    if (auto s = poke(run_.conns, pick_(rng_)); !s.ok()) return s;
+    if (auto s = poke(run_.conns, pick_(run_.trickle_rng)); !s.ok()) return s;
   }
   return true;
 }

@@ -2,8 +2,9 @@
 // whoever runs it: the storm's own driver thread (storm_run.cc) or a task inside the runtime
 // (runtime_design.cc, designs named +task). Each round sets RunState::target and then makes the
 // round's sockets readable: all N (burst) or one picked at random with a fixed seed, so every
-// design and driver gets the same socket order (trickle). The caller waits for `target` to be
-// consumed in its own way between rounds.
+// design and driver gets the same socket order (trickle); the generator lives in RunState, so
+// the measured part goes on where a warm-up left off rather than replaying its sockets. The caller
+// waits for `target` to be consumed in its own way between rounds.
 //
 // Thread-safety: one driver (thread or task) owns it; not shared.
 #pragma once
@@ -69,8 +70,7 @@ class DriverRounds {
   RunState& run_;
   const RunLimits limits_;
   const double start_;
-  std::mt19937 rng_{12345};
-  std::uniform_int_distribution<int> pick_;
+  std::uniform_int_distribution<int> pick_;  // draws from RunState::trickle_rng
   uint64_t target_ = 0;
   uint64_t rounds_ = 0;  // rounds completed: begin_round() counts the previous one
   bool started_ = false;

@@ -36,6 +36,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -176,6 +177,9 @@ struct RunState {
   std::atomic<uint64_t> target{0};
   alignas(64) std::atomic<uint32_t> done_seq{0};
   std::atomic<bool> stop{false};
+  // Trickle's socket order (DriverRounds), seeded alike for every design: the driver's (one at
+  // a time, thread or task), kept across a warm-up and the measured part.
+  std::mt19937 trickle_rng{12345};
 };
 
 // One poll design set up for one run. setup() creates the epoll instance(s) and registers every

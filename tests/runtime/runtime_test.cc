@@ -378,8 +378,8 @@ TEST(RuntimeTest, UncaughtExceptionIsCountedAndTheRuntimeKeepsRunning) {
   rt.stop();
 }
 
-// Yields 2,000 times, so the worker makes at least as many non-blocking polls, and returns the
-// worker's counters after.
+// Yields 2,000 times and returns the worker's counters after. In the sharded mode the worker
+// makes a non-blocking poll after each yield, so at least 2,000 of them.
 WorkerStats stats_after_busy_polls(const RuntimeOptions& options) {
   Runtime rt(options);
   EXPECT_TRUE(rt.start().ok());
@@ -394,8 +394,14 @@ WorkerStats stats_after_busy_polls(const RuntimeOptions& options) {
   return stats;
 }
 
+RuntimeOptions sharded_workers(size_t n) {
+  RuntimeOptions options = workers(n);
+  options.poll_mode = PollMode::kSharded;
+  return options;
+}
+
 TEST(RuntimeTest, TimeEveryPollCountsWallAndCpuTimeOfEveryPoll) {
-  RuntimeOptions options = workers(1);
+  RuntimeOptions options = sharded_workers(1);
   options.time_every_poll = true;
   const WorkerStats timed = stats_after_busy_polls(options);
   EXPECT_GE(timed.polls, 2000u);
@@ -404,9 +410,22 @@ TEST(RuntimeTest, TimeEveryPollCountsWallAndCpuTimeOfEveryPoll) {
   // clocks' different granularity.
   EXPECT_LE(timed.poll_cpu_ns, timed.poll_ns + timed.polls * 1000);
 
-  const WorkerStats untimed = stats_after_busy_polls(workers(1));
+  const WorkerStats untimed = stats_after_busy_polls(sharded_workers(1));
   EXPECT_GE(untimed.polls, 2000u);
   EXPECT_EQ(untimed.poll_cpu_ns, 0u) << "CPU time is read only when time_every_poll asks";
+}
+
+// The adaptive mode on epoll skips the non-blocking poll while work is queued, until 61 jobs
+// have run since the last poll (Worker::skip_busy_poll): 2,000 yields make about 2,000 / 61
+// such polls, not 2,000; the sharded mode polls after every one.
+TEST(RuntimeTest, AdaptiveModeOnEpollPollsEvery61QueuedJobs) {
+  const WorkerStats adaptive = stats_after_busy_polls(workers(1));
+  EXPECT_GE(adaptive.busy_polls_skipped, 1500u);
+  EXPECT_GE(adaptive.polls, 2000u / 61);
+  EXPECT_LT(adaptive.polls, 500u);
+  const WorkerStats sharded = stats_after_busy_polls(sharded_workers(1));
+  EXPECT_EQ(sharded.busy_polls_skipped, 0u);
+  EXPECT_GE(sharded.polls, 2000u);
 }
 
 TEST(RuntimeTest, LiveTasksCountsRootsAcrossWorkers) {
